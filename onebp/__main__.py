@@ -1,0 +1,5 @@
+import sys
+
+from onebp.cli import main
+
+sys.exit(main())

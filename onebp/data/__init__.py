@@ -1,0 +1,1 @@
+"""Data: split format, dataset registry, download, parsers, preprocessing, splits."""

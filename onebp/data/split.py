@@ -1,0 +1,244 @@
+"""The on-disk format of a prepared dataset split, and loading it.
+
+A split directory holds::
+
+    meta.json     {"format": "onebp-split/1", "name", "n_users", "n_items",
+                   "parts": {"train": n, "valid": n, "test": n}, "provenance": {...}}
+    train.tsv     header ``user<TAB>item``, then one 0-based integer pair per line
+    valid.tsv     optional (absent when the split has no validation part)
+    test.tsv
+
+Ids are contiguous (``0 <= user < n_users``, ``0 <= item < n_items``). Pairs are unique inside a
+part and the parts are disjoint. Files are written sorted by (user, item) so the same split always
+has the same bytes. Every write goes to a temporary file in the same directory and is renamed into
+place, so a crash never leaves a half-written split behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from onebp.errors import UserError
+
+FORMAT = "onebp-split/1"
+PARTS = ("train", "valid", "test")
+
+
+class SplitError(UserError, ValueError):
+    """A split directory or file is malformed; the message names the file (and line)."""
+
+
+@dataclass
+class Split:
+    """A prepared split: interactions per part as int64 arrays of shape (n, 2) = (user, item)."""
+
+    n_users: int
+    n_items: int
+    parts: dict[str, np.ndarray]
+    name: str = "unnamed"
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def part(self, name: str) -> np.ndarray:
+        if name not in self.parts:
+            raise SplitError(f"split {self.name!r} has no {name!r} part (has: {sorted(self.parts)})")
+        return self.parts[name]
+
+    @property
+    def has_valid(self) -> bool:
+        return "valid" in self.parts and len(self.parts["valid"]) > 0
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same directory and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def canonical_pairs(pairs: np.ndarray) -> np.ndarray:
+    """Unique (user, item) rows sorted by user then item."""
+    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    if len(pairs) == 0:
+        return pairs
+    return np.unique(pairs, axis=0)
+
+
+def save_split(split: Split, out_dir: str | os.PathLike) -> Path:
+    """Write ``split`` to ``out_dir`` (created if needed). Validates before writing anything."""
+    validate_split(split)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    counts = {}
+    for name in PARTS:
+        target = out / f"{name}.tsv"
+        if name not in split.parts:
+            target.unlink(missing_ok=True)
+            continue
+        pairs = canonical_pairs(split.parts[name])
+        counts[name] = int(len(pairs))
+        fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write("user\titem\n")
+                np.savetxt(f, pairs, fmt="%d", delimiter="\t")
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    meta = {
+        "format": FORMAT,
+        "name": split.name,
+        "n_users": int(split.n_users),
+        "n_items": int(split.n_items),
+        "parts": counts,
+        "provenance": split.provenance,
+    }
+    # meta.json last: its presence marks a complete split.
+    atomic_write_json(out / "meta.json", meta)
+    return out
+
+
+def _read_pairs(path: Path) -> np.ndarray:
+    try:
+        frame = pd.read_csv(path, sep="\t", dtype=np.int64, engine="c")
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise SplitError(_first_bad_line(path) or f"{path}: cannot parse: {exc}") from None
+    if list(frame.columns) != ["user", "item"]:
+        raise SplitError(f"{path}:1: expected header 'user<TAB>item', got {list(frame.columns)}")
+    return frame.to_numpy(dtype=np.int64)
+
+
+def _first_bad_line(path: Path) -> str | None:
+    """Slow scan used only after the fast parser failed, to name the offending line."""
+    with open(path) as f:
+        for lineno, line in enumerate(f, start=1):
+            if lineno == 1:
+                continue
+            fields = line.rstrip("\n").split("\t")
+            if len(fields) != 2 or not all(x.strip().lstrip("-").isdigit() for x in fields):
+                return f"{path}:{lineno}: expected two integers 'user<TAB>item', got {line.rstrip()!r}"
+    return None
+
+
+def load_split(split_dir: str | os.PathLike) -> Split:
+    """Load and validate a split directory written by :func:`save_split`."""
+    root = Path(split_dir)
+    meta_path = root / "meta.json"
+    if not meta_path.is_file():
+        raise SplitError(f"{root}: not a prepared split (no meta.json)")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise SplitError(f"{meta_path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+    for key in ("format", "n_users", "n_items", "parts"):
+        if key not in meta:
+            raise SplitError(f"{meta_path}: missing key {key!r}")
+    if meta["format"] != FORMAT:
+        raise SplitError(f"{meta_path}: format {meta['format']!r}, expected {FORMAT!r}")
+    parts = {}
+    for name in PARTS:
+        path = root / f"{name}.tsv"
+        if name in meta["parts"]:
+            if not path.is_file():
+                raise SplitError(f"{path}: listed in meta.json but missing")
+            parts[name] = _read_pairs(path)
+            if len(parts[name]) != meta["parts"][name]:
+                raise SplitError(
+                    f"{path}: {len(parts[name])} interactions, meta.json says {meta['parts'][name]}"
+                )
+    split = Split(
+        n_users=int(meta["n_users"]),
+        n_items=int(meta["n_items"]),
+        parts=parts,
+        name=str(meta.get("name", root.name)),
+        provenance=meta.get("provenance", {}),
+    )
+    validate_split(split, where=str(root))
+    return split
+
+
+def validate_split(split: Split, where: str | None = None) -> None:
+    """Check ids in range, unique pairs per part, disjoint parts; raise SplitError naming the part."""
+    label = where or split.name
+    if "train" not in split.parts or "test" not in split.parts:
+        raise SplitError(f"{label}: a split needs at least 'train' and 'test' parts")
+    keys = {}
+    for name, pairs in split.parts.items():
+        if name not in PARTS:
+            raise SplitError(f"{label}: unknown part {name!r} (expected one of {PARTS})")
+        pairs = np.asarray(pairs)
+        if pairs.ndim != 2 or pairs.shape[1] != 2:
+            raise SplitError(f"{label}/{name}: expected (n, 2) pairs, got shape {pairs.shape}")
+        if len(pairs) == 0:
+            keys[name] = np.empty(0, dtype=np.int64)
+            continue
+        for col, bound, what in ((0, split.n_users, "user"), (1, split.n_items, "item")):
+            bad = np.flatnonzero((pairs[:, col] < 0) | (pairs[:, col] >= bound))
+            if len(bad):
+                row = bad[0]
+                raise SplitError(
+                    f"{label}/{name}.tsv:{row + 2}: {what} id {pairs[row, col]} outside [0, {bound})"
+                )
+        key = pairs[:, 0].astype(np.int64) * split.n_items + pairs[:, 1]
+        uniq = np.unique(key)
+        if len(uniq) != len(key):
+            raise SplitError(f"{label}/{name}: {len(key) - len(uniq)} duplicate (user, item) pairs")
+        keys[name] = uniq
+    names = list(keys)
+    for a in range(len(names)):
+        for b in range(a + 1, len(names)):
+            common = np.intersect1d(keys[names[a]], keys[names[b]], assume_unique=True)
+            if len(common):
+                u, i = divmod(int(common[0]), split.n_items)
+                raise SplitError(
+                    f"{label}: parts {names[a]!r} and {names[b]!r} share {len(common)} pairs, "
+                    f"e.g. user {u} item {i}"
+                )
+
+
+def csr_from_pairs(pairs: np.ndarray, n_users: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-user sorted item lists as CSR ``(indptr, indices)`` (numpy int64)."""
+    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    order = np.lexsort((pairs[:, 1], pairs[:, 0]))
+    users, items = pairs[order, 0], pairs[order, 1]
+    indptr = np.zeros(n_users + 1, dtype=np.int64)
+    np.cumsum(np.bincount(users, minlength=n_users), out=indptr[1:])
+    return indptr, items
+
+
+def user_item_lists(parts: Mapping[str, np.ndarray], name: str, n_users: int) -> list[np.ndarray]:
+    """Per-user item arrays of one part (convenience for tests and reports, not hot paths)."""
+    indptr, indices = csr_from_pairs(parts[name], n_users)
+    return [indices[indptr[u] : indptr[u + 1]] for u in range(n_users)]
