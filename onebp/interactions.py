@@ -1,0 +1,57 @@
+"""Per-user item sets on the training device, as CSR tensors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from onebp.data.split import csr_from_pairs
+
+
+@dataclass
+class UserItems:
+    """Per-user sorted item lists: items of user ``u`` are ``indices[indptr[u]:indptr[u+1]]``."""
+
+    indptr: torch.Tensor  # (n_users + 1,) int64
+    indices: torch.Tensor  # (nnz,) int64, sorted within each user
+    n_users: int
+    n_items: int
+
+    @classmethod
+    def from_pairs(
+        cls, pairs: np.ndarray, n_users: int, n_items: int, device: torch.device | str = "cpu"
+    ) -> UserItems:
+        indptr, indices = csr_from_pairs(pairs, n_users)
+        return cls(
+            torch.as_tensor(indptr, device=device),
+            torch.as_tensor(indices, device=device),
+            n_users,
+            n_items,
+        )
+
+    @property
+    def nnz(self) -> int:
+        return int(self.indices.numel())
+
+    def degrees(self) -> torch.Tensor:
+        return self.indptr[1:] - self.indptr[:-1]
+
+    def user_of_entry(self) -> torch.Tensor:
+        """The user id of every stored entry, aligned with ``indices``."""
+        return torch.repeat_interleave(
+            torch.arange(self.n_users, device=self.indices.device), self.degrees()
+        )
+
+    def rows(self, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Flattened entries of the given users: ``(position_in_users, item)`` tensors."""
+        starts, ends = self.indptr[users], self.indptr[users + 1]
+        lengths = ends - starts
+        row = torch.repeat_interleave(torch.arange(len(users), device=users.device), lengths)
+        offsets = torch.cumsum(lengths, 0) - lengths
+        pos = torch.arange(int(lengths.sum()), device=users.device) - offsets[row] + starts[row]
+        return row, self.indices[pos]
+
+    def to(self, device: torch.device | str) -> UserItems:
+        return UserItems(self.indptr.to(device), self.indices.to(device), self.n_users, self.n_items)
