@@ -6,8 +6,9 @@ Users are processed in chunks whose size is bounded by ``memory_budget_mb``, so 
 ``|U| x |I|`` matrix is ever built for the whole dataset (Gowalla: 29,858 x 40,981).
 
 Ranking is deterministic: among equal scores the lower item id ranks first, i.e. the ranking is
-``stable argsort(-scores)``. ``torch.topk`` gives no order among ties, so the top-K set is re-ordered
-stably and rows where the K-th value ties with an unselected item are redone with a full stable sort.
+``stable argsort(-scores)``. ``torch.topk`` gives no order among ties, so the top-(K+1) set is
+re-ordered stably and rows where the K-th value equals the (K+1)-th (a tie that may reach outside
+the selected set) are redone with a full stable sort.
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ from onebp.interactions import UserItems
 
 METRICS = ("precision", "recall", "ndcg", "hit", "mrr", "f1")
 
-# Bytes per score-matrix element counted against the memory budget: the scores themselves (up to 8 for
-# float64), the held-out bool mask (1), the ``scores >= boundary`` bool temporary (1), and a full
-# stable sort of tied rows (values up to 8 + int64 indices 8, plus the sort's own scratch). Rounded up
-# so the budget is a real upper bound for the chunk, not a hope.
-_BYTES_PER_ELEMENT = 32
+# Bytes per score-matrix element counted against the memory budget, worst case (float64 scores, every
+# row tied at the K boundary): the scores (8), their masked copy (8), the held-out bool mask (1), and
+# the full stable sort of tied rows (row copy 8 + sorted values 8 + int64 indices 8 + sort scratch).
+# Rounded up so the budget is a real upper bound for a chunk, not a hope.
+_BYTES_PER_ELEMENT = 64
 
 
 @dataclass
@@ -72,20 +73,26 @@ def _check_part(part: UserItems, ref: UserItems, what: str) -> None:
 def _top_k_stable(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The first ``k`` entries of ``stable argsort(-scores)`` per row: (values, item ids).
 
-    ``topk`` picks *a* top-k set; among ties it may pick any item and in any order. The order within
-    the set is fixed by sorting on item id and then stably on score. The *set* is only ambiguous when
-    the k-th value also occurs outside it (more than k scores >= the boundary); those rows, usually
-    none for real-valued model scores, are redone with a full stable sort.
+    ``topk`` picks *a* top set; among ties it may pick any item and in any order. We take the top
+    ``k + 1`` and fix the order within that set by sorting on item id and then stably on score. The
+    first ``k`` of them are then exactly right unless the k-th value equals the (k+1)-th: only then
+    can an unselected item with a lower id tie with the boundary. Those rows (usually none for
+    real-valued model scores; rows with fewer than k unmasked items) are redone with a full stable
+    sort. Looking at the (k+1)-th value costs nothing extra, unlike counting ``scores >= boundary``
+    over the whole row.
     """
-    vals, idx = torch.topk(scores, k, dim=1, largest=True, sorted=False)
+    n_items = scores.shape[1]
+    kk = min(k + 1, n_items)
+    vals, idx = torch.topk(scores, kk, dim=1, largest=True, sorted=True)
     idx, perm = torch.sort(idx, dim=1)
     vals = torch.gather(vals, 1, perm)
     vals, perm = torch.sort(vals, dim=1, descending=True, stable=True)
     idx = torch.gather(idx, 1, perm)
-    if k < scores.shape[1]:
-        n_ge = (scores >= vals[:, -1:]).sum(dim=1)
+    if kk > k:
         # One device->host sync per chunk: the number of ambiguous rows decides the work to do.
-        ambiguous = torch.nonzero(n_ge > k).squeeze(1)
+        # (NaN == NaN is False, but NaN rows raise later anyway.)
+        ambiguous = torch.nonzero(vals[:, k - 1] == vals[:, k]).squeeze(1)
+        vals, idx = vals[:, :k], idx[:, :k]
         if ambiguous.numel() > 0:
             # Stable descending sort keeps the lower index first among equal values (tested).
             full_vals, full_idx = torch.sort(scores[ambiguous], dim=1, descending=True, stable=True)
