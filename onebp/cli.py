@@ -22,6 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     runner.register(sub)
     data_cli.register(sub)
+    from onebp import gpu_slots; gpu_slots.register(sub)  # noqa: E702, I001  (workflow: GPU slots)
+    from onebp.report import cli as report_cli; report_cli.register(sub)  # noqa: E702, I001  (workflow: report)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""Results: run directories → one long table → tables and figures (``onebp report ...``)."""

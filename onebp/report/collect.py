@@ -1,0 +1,95 @@
+"""Build the long results table from run directories (``onebp report collect``).
+
+One row per (run, split, metric, k): columns ``dataset, method, setting, seed, protocol, split,
+metric, k, value, run_dir``. Splits are ``valid``, ``test`` and ``best_on_test`` (metric values),
+plus ``timing``, ``memory`` and ``train`` (efficiency and bookkeeping; ``k`` empty) so that every
+table is derived from this one file and every number points back to a run on disk.
+A second file, ``runs.csv``, has one row per run with its resolved config (JSON) for sweeps.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from onebp.errors import UserError
+from onebp.report.layout import setting_of
+
+COLUMNS = ["dataset", "method", "setting", "seed", "protocol", "split", "metric", "k", "value", "run_dir"]
+METRIC_SPLITS = ("valid", "test", "best_on_test")
+
+
+def _load_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise UserError(f"{path}: missing (is the run finished?)") from exc
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}: not valid JSON ({exc})") from exc
+
+
+def run_rows(run_dir: str | Path) -> list[dict]:
+    run_dir = Path(run_dir)
+    m = _load_json(run_dir / "metrics.json")
+    base = {
+        "dataset": m["dataset"],
+        "method": m["method"],
+        "setting": setting_of(run_dir),
+        "seed": int(m["seed"]),
+        "protocol": m["protocol"],
+        "run_dir": str(run_dir),
+    }
+    rows = []
+    for split in METRIC_SPLITS:
+        for key, value in (m.get(split) or {}).items():
+            metric, _, k = key.partition("@")
+            rows.append({**base, "split": split, "metric": metric, "k": int(k) if k else None, "value": value})
+    extra = {
+        "timing": m.get("timing") or {},
+        "memory": m.get("memory") or {},
+        "train": {k: m[k] for k in ("selected_epoch", "epochs_run", "stopped_early") if k in m},
+    }
+    for split, values in extra.items():
+        for metric, value in values.items():
+            v = float(value) if value is not None else None
+            rows.append({**base, "split": split, "metric": metric, "k": None, "value": v})
+    return rows
+
+
+def collect(run_dirs: Iterable[str | Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(long results table, one row per run)."""
+    rows, runs = [], []
+    for d in run_dirs:
+        d = Path(d)
+        rows.extend(run_rows(d))
+        cfg = _load_json(d / "config.json") if (d / "config.json").exists() else {}
+        m = _load_json(d / "metrics.json")
+        runs.append(
+            {
+                "run_dir": str(d),
+                "dataset": m["dataset"],
+                "method": m["method"],
+                "setting": setting_of(d),
+                "seed": int(m["seed"]),
+                "protocol": m["protocol"],
+                "device": m.get("device"),
+                "config": json.dumps(cfg, sort_keys=True),
+            }
+        )
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    df["k"] = df["k"].astype("Int64")
+    return df, pd.DataFrame(runs)
+
+
+def find_runs(root: str | Path) -> list[Path]:
+    """Every finished run (``metrics.json`` present) under ``root``."""
+    return sorted(p.parent for p in Path(root).rglob("metrics.json"))
+
+
+def load_results(path: str | Path) -> pd.DataFrame:
+    df = pd.read_csv(path, dtype={"setting": str, "metric": str, "split": str})
+    df["k"] = df["k"].astype("Int64")
+    return df

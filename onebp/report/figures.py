@@ -1,0 +1,167 @@
+"""Figures from the long results table and the run directories it points to (``onebp report figures``).
+
+Every figure is written as PNG (for the Snakemake report) and PDF (for papers):
+- ``curves``: validation metric per epoch (mean and sd over seeds) per dataset, one line per method;
+- ``time_quality``: test metric against training wall time, one point per run;
+- ``epoch_time`` and ``memory``: bars per method (median s / epoch; peak RSS and GPU memory);
+- ``sweep_<param>``: test metric against a swept hyper-parameter, one line per method.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: cluster nodes and CI have no display
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from onebp.report.layout import MAIN, setting_tag  # noqa: E402
+
+FIGURES = ("curves", "time_quality", "epoch_time", "memory")
+
+
+def _save(fig: plt.Figure, out_dir: Path, name: str) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
+    for p in paths:
+        fig.savefig(p, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return paths
+
+
+def _empty(out_dir: Path, name: str, why: str) -> list[Path]:
+    """A placeholder saying why a figure has no data, so the DAG's outputs always exist."""
+    fig, ax = plt.subplots(figsize=(5, 2))
+    ax.axis("off")
+    ax.text(0.5, 0.5, f"{name}: {why}", ha="center", va="center", wrap=True)
+    return _save(fig, out_dir, name)
+
+
+def _main(df: pd.DataFrame, protocol: str) -> pd.DataFrame:
+    return df[(df["protocol"] == protocol) & (df["setting"].astype(str).map(setting_tag) == MAIN)]
+
+
+def curves_frame(df: pd.DataFrame, protocol: str, column: str) -> pd.DataFrame:
+    runs = _main(df, protocol)[["dataset", "method", "seed", "run_dir"]].drop_duplicates()
+    parts = []
+    for r in runs.itertuples():
+        path = Path(r.run_dir) / "curve.csv"
+        if not path.exists():
+            continue
+        c = pd.read_csv(path)
+        if column not in c:
+            continue
+        c = c[["epoch", column]].dropna()
+        parts.append(c.assign(dataset=r.dataset, method=r.method, seed=r.seed).rename(columns={column: "value"}))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def fig_curves(df: pd.DataFrame, out_dir: Path, protocol: str, metric: str) -> list[Path]:
+    # Under protocol paper there is no validation split: the curve is the test metric per epoch.
+    split = "valid" if protocol == "clean" else "test"
+    data = curves_frame(df, protocol, f"{split}/{metric}")
+    if data.empty:
+        return _empty(out_dir, "curves", f"no {split}/{metric} curves")
+    g = sns.relplot(
+        data=data, x="epoch", y="value", hue="method", col="dataset", kind="line",
+        errorbar="sd", facet_kws={"sharey": False, "sharex": False}, height=3, aspect=1.2, col_wrap=min(4, data["dataset"].nunique()),
+    )
+    g.set_axis_labels("epoch", f"{split} {metric}")
+    return _save(g.figure, out_dir, "curves")
+
+
+def _wide_runs(df: pd.DataFrame, protocol: str) -> pd.DataFrame:
+    sel = _main(df, protocol)
+    sel = sel.assign(col=sel["split"] + "/" + sel["metric"] + sel["k"].map(lambda k: "" if pd.isna(k) else f"@{k}"))
+    return sel.pivot_table(index=["dataset", "method", "seed"], columns="col", values="value", aggfunc="first").reset_index()
+
+
+def fig_time_quality(df: pd.DataFrame, out_dir: Path, protocol: str, metric: str) -> list[Path]:
+    split = "test" if protocol == "clean" else "best_on_test"
+    w = _wide_runs(df, protocol)
+    y, x = f"{split}/{metric}", "timing/train_seconds_total"
+    if w.empty or y not in w or x not in w:
+        return _empty(out_dir, "time_quality", f"no {y} or {x}")
+    g = sns.relplot(data=w, x=x, y=y, hue="method", style="method", col="dataset", s=60,
+                    facet_kws={"sharey": False, "sharex": False}, height=3, aspect=1.2,
+                    col_wrap=min(4, w["dataset"].nunique()))
+    g.set_axis_labels("training wall time (s)", f"{split} {metric}")
+    return _save(g.figure, out_dir, "time_quality")
+
+
+def fig_epoch_time(df: pd.DataFrame, out_dir: Path, protocol: str) -> list[Path]:
+    w = _wide_runs(df, protocol)
+    col = "timing/epoch_seconds_median"
+    if w.empty or col not in w:
+        return _empty(out_dir, "epoch_time", "no timing")
+    g = sns.catplot(data=w, x="method", y=col, col="dataset", kind="bar", estimator="median", errorbar=None,
+                    sharey=False, height=3, aspect=1.2, col_wrap=min(4, w["dataset"].nunique()))
+    g.set_axis_labels("", "seconds per epoch (median)")
+    g.tick_params(axis="x", rotation=45)
+    return _save(g.figure, out_dir, "epoch_time")
+
+
+def fig_memory(df: pd.DataFrame, out_dir: Path, protocol: str) -> list[Path]:
+    sel = _main(df, protocol)
+    sel = sel[sel["split"] == "memory"]
+    if sel.empty:
+        return _empty(out_dir, "memory", "no memory rows")
+    sel = sel.assign(kind=sel["metric"].map({"peak_rss_mb": "CPU (RSS)", "peak_gpu_mb": "GPU"}).fillna(sel["metric"]))
+    g = sns.catplot(data=sel, x="method", y="value", hue="kind", col="dataset", kind="bar", estimator="max",
+                    errorbar=None, sharey=False, height=3, aspect=1.2, col_wrap=min(4, sel["dataset"].nunique()))
+    g.set_axis_labels("", "peak memory (MB)")
+    g.tick_params(axis="x", rotation=45)
+    return _save(g.figure, out_dir, "memory")
+
+
+def sweep_frame(df: pd.DataFrame, runs: pd.DataFrame, param: str, protocol: str, metric: str) -> pd.DataFrame:
+    """Runs of settings ``main`` and ``<param>=...`` with the parameter's resolved value."""
+    split = "test" if protocol == "clean" else "best_on_test"
+    name, _, k = metric.partition("@")
+    tags = df["setting"].astype(str).map(setting_tag)
+    sel = df[(df["protocol"] == protocol) & (df["split"] == split) & (df["metric"] == name)
+             & (df["k"] == int(k)) & ((tags == MAIN) | tags.str.startswith(f"{param}="))]
+    cfg = {r.run_dir: json.loads(r.config) for r in runs.itertuples()}
+    sel = sel.assign(param=sel["run_dir"].map(lambda d: cfg.get(d, {}).get(param)))
+    sel = sel.dropna(subset=["param"])
+    # Keep only (dataset, method) pairs that were actually swept, not every method's main setting.
+    swept = sel[tags.loc[sel.index] != MAIN][["dataset", "method"]].drop_duplicates()
+    return sel.merge(swept, on=["dataset", "method"])
+
+
+def fig_sweep(df: pd.DataFrame, runs: pd.DataFrame, out_dir: Path, param: str, protocol: str, metric: str) -> list[Path]:
+    name = f"sweep_{param}"
+    data = sweep_frame(df, runs, param, protocol, metric)
+    if data.empty:
+        return _empty(out_dir, name, f"no runs sweeping {param}")
+    numeric = pd.to_numeric(data["param"], errors="coerce")
+    if numeric.notna().all():
+        data = data.assign(param=numeric)
+    else:
+        data = data.assign(param=data["param"].astype(str))
+    g = sns.relplot(data=data, x="param", y="value", hue="method", col="dataset", kind="line", marker="o",
+                    errorbar="sd", facet_kws={"sharey": False, "sharex": False}, height=3, aspect=1.2,
+                    col_wrap=min(4, data["dataset"].nunique()))
+    if numeric.notna().all() and (numeric > 0).all() and numeric.max() / numeric.min() >= 100:
+        g.set(xscale="log")
+    g.set_axis_labels(param, f"{metric}")
+    return _save(g.figure, out_dir, name)
+
+
+def all_figures(
+    df: pd.DataFrame, runs: pd.DataFrame, out_dir: str | Path, protocol: str, metric: str, sweeps: list[str]
+) -> list[Path]:
+    out_dir = Path(out_dir)
+    sns.set_theme(style="whitegrid", context="paper")
+    paths = fig_curves(df, out_dir, protocol, metric)
+    paths += fig_time_quality(df, out_dir, protocol, metric)
+    paths += fig_epoch_time(df, out_dir, protocol)
+    paths += fig_memory(df, out_dir, protocol)
+    for p in sweeps:
+        paths += fig_sweep(df, runs, out_dir, p, protocol, metric)
+    return paths
