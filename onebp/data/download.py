@@ -195,7 +195,15 @@ def fetch_file(rf: RemoteFile, folder: str | os.PathLike, opts: FetchOptions) ->
         # Only the extracted member was placed (e.g. u.data): verify it against its pinned checksum.
         m_expected = _expected(member.size, member.sha256, None)
         rec = _accept_present(member_path, m_expected, f"{rf.url} (member {member.path})", opts)
-        return {**record, "member": member.path, "member_expected": m_expected, **rec, "path": str(member_path)}
+        return {
+            "filename": member.filename,
+            "url": rf.url,
+            "placed_instead_of": f"{rf.filename} (archive member {member.path})",
+            "expected": m_expected,
+            "expected_note": member.note,
+            **rec,
+            "path": str(member_path),
+        }
     elif opts.offline:
         raise UserError(
             f"offline: {path} is missing; place the file from {rf.url} there"

@@ -1,0 +1,195 @@
+"""Raw files → prepared split directory: the one path every dataset takes.
+
+``prepare``: fetch/verify → parse → implicit (rating threshold) → de-duplicate → iterative k-core →
+contiguous ids (maps saved) → split (+ validation) → ``stats.json``, id maps, part files, and
+``meta.json`` last. Any existing ``meta.json`` in the target is removed first, so a crash leaves a
+folder that is not a split rather than a stale-looking complete one.
+
+``import_split``: already-split files (OneBP CSVs, LightGCN) → the same format, ids kept as they are
+(``n_users``/``n_items`` = max id + 1 over both files), optional validation carved from train.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+import onebp
+from onebp.data.download import FetchOptions, digests, fetch_dataset
+from onebp.data.parsers import parse
+from onebp.data.preprocess import deduplicate, kcore, remap_ids, to_implicit, write_id_maps
+from onebp.data.registry import SPLIT_KINDS, Dataset
+from onebp.data.split import Split, save_split
+from onebp.data.splits import derive_rng, make_split
+from onebp.data.stats import split_stats, write_stats
+from onebp.errors import UserError
+
+
+@dataclass(frozen=True)
+class PrepareParams:
+    kcore_user: int = 0
+    kcore_item: int = 0
+    min_rating: float | None = None
+    split: str = "ratio"
+    test_ratio: float = 0.2
+    valid_ratio: float = 0.0
+    seed: int = 0
+
+    def check(self) -> None:
+        if self.split not in SPLIT_KINDS:
+            raise UserError(f"unknown split kind {self.split!r}; known: {', '.join(SPLIT_KINDS)}")
+        if self.kcore_user < 0 or self.kcore_item < 0:
+            raise UserError("k-core thresholds must be >= 0")
+        for name in ("test_ratio", "valid_ratio"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise UserError(f"--{name.replace('_', '-')} must be in [0, 1), got {getattr(self, name)}")
+
+
+def _begin(out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "meta.json").unlink(missing_ok=True)
+
+
+def _finish(out: Path, split: Split, info: dict[str, int]) -> dict[str, Any]:
+    stats = split_stats(split, info)
+    write_stats(out, stats)
+    save_split(split, out)  # writes meta.json last
+    return stats
+
+
+def prepare(
+    ds: Dataset, raw_dir: str | os.PathLike, out_dir: str | os.PathLike, params: PrepareParams, fetch: FetchOptions
+) -> dict[str, Any]:
+    """Prepare ``ds`` into ``out_dir``; returns the statistics written to ``stats.json``."""
+    params.check()
+    if params.split == "given" and not ds.has_given_split:
+        raise UserError(f"dataset {ds.name!r} has no published train/test files; split 'given' is not possible")
+    records = fetch_dataset(ds, raw_dir, fetch)
+    frames = []
+    for rec in records:
+        frame = parse(rec["path"], rec["format"])
+        frame["_part"] = rec["role"]
+        frames.append(frame)
+    frame = pd.concat(frames, ignore_index=True)
+    n_raw = len(frame)
+    frame = to_implicit(frame, params.min_rating)
+    n_implicit = len(frame)
+    if params.split == "given":
+        # De-duplicate per part; a pair in both parts stays in train (make_split drops it from test).
+        frame = pd.concat([deduplicate(g) for _, g in frame.groupby("_part", sort=True)], ignore_index=True)
+        uniq = frame.drop_duplicates(["user", "item"])
+    else:
+        frame = uniq = deduplicate(frame)
+    n_dedup = len(uniq)
+    core = kcore(uniq, params.kcore_user, params.kcore_item)
+    if params.kcore_user or params.kcore_item:
+        key = frame["user"].to_numpy() * (1 << 32) + frame["item"].to_numpy()
+        frame = frame[np.isin(key, core["user"].to_numpy() * (1 << 32) + core["item"].to_numpy())]
+    if len(frame) == 0:
+        raise UserError(f"dataset {ds.name!r}: no interactions left after preprocessing")
+    frame, user_ids, item_ids = remap_ids(frame)
+    n_users, n_items = len(user_ids), len(item_ids)
+
+    ts = frame["timestamp"].to_numpy() if "timestamp" in frame.columns else None
+    rngs = {p: derive_rng(ds.name, params.split, params.seed, p) for p in ("test", "valid")}
+    if params.split == "given":
+        tr, te = frame[frame["_part"] == "train"], frame[frame["_part"] == "test"]
+        parts, info = make_split(
+            "given", tr[["user", "item"]].to_numpy(), n_users, valid_ratio=params.valid_ratio,
+            rng_test=rngs["test"], rng_valid=rngs["valid"],
+            timestamps=tr["timestamp"].to_numpy() if ts is not None else None,
+            given_test=te[["user", "item"]].to_numpy(),
+        )
+    else:
+        parts, info = make_split(
+            params.split, frame[["user", "item"]].to_numpy(), n_users, test_ratio=params.test_ratio,
+            valid_ratio=params.valid_ratio, rng_test=rngs["test"], rng_valid=rngs["valid"], timestamps=ts,
+        )
+    provenance = {
+        "dataset": ds.name,
+        "description": ds.description,
+        "citation": ds.citation,
+        "licence": ds.licence,
+        "files": [{k: v for k, v in r.items() if k != "path"} for r in records],
+        "allow_unverified": any(r.get("allow_unverified") for r in records),
+        "offline": fetch.offline,
+        "preprocessing": {
+            "kcore_user": params.kcore_user,
+            "kcore_item": params.kcore_item,
+            "min_rating": params.min_rating,
+            "deduplicate": "earliest timestamp per (user, item), else first in file order",
+            "id_remap": "contiguous, increasing original id (user_map.tsv, item_map.tsv)",
+        },
+        "counts": {"raw": n_raw, "after_min_rating": n_implicit, "after_dedup": n_dedup, "after_kcore": len(core)},
+        "split": {
+            "kind": params.split,
+            "test_ratio": None if params.split == "given" or params.split.startswith("loo") else params.test_ratio,
+            "valid_ratio": params.valid_ratio,
+            "seed": params.seed,
+            "rng": "numpy default_rng(sha256(dataset, split, seed, part))",
+            "dropped": info,
+        },
+        "onebp_version": onebp.__version__,
+    }
+    out = Path(out_dir)
+    _begin(out)
+    write_id_maps(out, user_ids, item_ids)
+    split = Split(n_users=n_users, n_items=n_items, parts=parts, name=ds.name, provenance=provenance)
+    return _finish(out, split, info)
+
+
+IMPORT_FORMATS = {"onebp-csv": "onebp-csv", "lightgcn": "lightgcn"}
+
+
+def import_split(
+    fmt: str,
+    train: str | os.PathLike,
+    test: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    valid_ratio: float = 0.0,
+    seed: int = 0,
+    name: str | None = None,
+) -> dict[str, Any]:
+    """Convert already-split files into a split directory, keeping their ids."""
+    if fmt not in IMPORT_FORMATS:
+        raise UserError(f"unknown import format {fmt!r}; known: {', '.join(IMPORT_FORMATS)}")
+    if not 0.0 <= valid_ratio < 1.0:
+        raise UserError(f"--valid-ratio must be in [0, 1), got {valid_ratio}")
+    name = name or Path(out_dir).name
+    frames = {}
+    for role, path in (("train", train), ("test", test)):
+        if not Path(path).is_file():
+            raise UserError(f"{path}: no such file")
+        frames[role] = parse(path, IMPORT_FORMATS[fmt])
+    n_users = 1 + max(max(int(f["user"].max()) if len(f) else -1, f.attrs.get("max_user", -1)) for f in frames.values())
+    n_items = 1 + max(int(f["item"].max()) if len(f) else -1 for f in frames.values())
+    if n_users <= 0 or n_items <= 0:
+        raise UserError(f"{train}, {test}: no interactions")
+    rngs = {p: derive_rng(name, "given", seed, p) for p in ("test", "valid")}
+    parts, info = make_split(
+        "given", frames["train"][["user", "item"]].to_numpy(), n_users, valid_ratio=valid_ratio,
+        rng_test=rngs["test"], rng_valid=rngs["valid"], given_test=frames["test"][["user", "item"]].to_numpy(),
+    )
+    provenance = {
+        "dataset": name,
+        "imported": {
+            "format": fmt,
+            "files": [
+                {"role": role, "path": str(Path(p).resolve()), **digests(p)} for role, p in (("train", train), ("test", test))
+            ],
+            "ids": "kept as in the files; n_users/n_items = max id + 1 over both files",
+        },
+        "split": {"kind": "given", "valid_ratio": valid_ratio, "seed": seed,
+                  "rng": "numpy default_rng(sha256(name, 'given', seed, part))", "dropped": info},
+        "onebp_version": onebp.__version__,
+    }
+    out = Path(out_dir)
+    _begin(out)
+    split = Split(n_users=n_users, n_items=n_items, parts=parts, name=name, provenance=provenance)
+    return _finish(out, split, info)
