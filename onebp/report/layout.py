@@ -24,7 +24,7 @@ def setting_hash(overrides: dict[str, Any], n: int = 8) -> str:
 
 
 def _clean(value: Any) -> str:
-    return re.sub(r"[^A-Za-z0-9._+-]", "_", str(value))
+    return re.sub(r"[^A-Za-z0-9._+=-]", "_", str(value))
 
 
 def setting_id(overrides: dict[str, Any], tag: str = MAIN) -> str:
