@@ -92,7 +92,12 @@ def canonical_pairs(pairs: np.ndarray) -> np.ndarray:
     pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
     if len(pairs) == 0:
         return pairs
-    return np.unique(pairs, axis=0)
+    if pairs.min() < 0:
+        return np.unique(pairs, axis=0)
+    # One int64 key per row: np.unique on 1-D keys is several times faster than axis=0 on rows.
+    width = int(pairs[:, 1].max()) + 1
+    keys = np.unique(pairs[:, 0] * width + pairs[:, 1])
+    return np.stack([keys // width, keys % width], axis=1)
 
 
 def save_split(split: Split, out_dir: str | os.PathLike) -> Path:
@@ -111,8 +116,8 @@ def save_split(split: Split, out_dir: str | os.PathLike) -> Path:
         fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{name}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "w") as f:
-                f.write("user\titem\n")
-                np.savetxt(f, pairs, fmt="%d", delimiter="\t")
+                # Same bytes as np.savetxt(fmt="%d", delimiter="\t"), several times faster.
+                pd.DataFrame(pairs, columns=["user", "item"]).to_csv(f, sep="\t", index=False, lineterminator="\n")
             os.replace(tmp, target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
