@@ -127,9 +127,11 @@ def full_ranking_metrics(
     Excluded items are never counted as hits, even when they reach the top K (a user with fewer
     than K unexcluded items) or when a held-out item is also in an excluded part.
 
+    ``ks`` is de-duplicated and sorted, which fixes the key order (see :func:`metric_keys`).
     ``users`` restricts the evaluation to those ids; users among them without held-out items are
-    dropped, as are duplicates (results follow ascending user id). If no user is left, the means
-    are NaN and the arrays empty. NaN scores raise ``ValueError``.
+    dropped, as are duplicates. Results always follow ascending user id. If no user is left, the
+    means are NaN and the arrays empty. A NaN score on an item that is ranked (not excluded) raises
+    ``ValueError``: a diverged model must not produce plausible-looking metrics.
     """
     ks = sorted({int(k) for k in ks})
     if not ks or ks[0] < 1:
