@@ -1,9 +1,174 @@
-"""``onebp train`` and ``onebp bench`` (being written)."""
+"""``onebp train`` and ``onebp bench``: run a method on a prepared split."""
 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from onebp.config import TrainConfig, parse_assignments, resolve_config
+from onebp.data.split import atomic_write_json, atomic_write_text, load_split
+from onebp.registry import get_method, method_names
+from onebp.train import Trainer, peak_memory_mb
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    pass
+    for name, func, help_ in (
+        ("train", cmd_train, "train a method on a split and write a run directory"),
+        ("bench", cmd_bench, "time a few epochs and evaluations; print one JSON line"),
+    ):
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("--data", required=True, help="prepared split directory")
+        p.add_argument("--method", required=True, help="method name (see `onebp methods`)")
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a setting (repeatable)")
+        if name == "train":
+            p.add_argument("--out", required=True, help="run directory (resumed if it has a checkpoint)")
+        else:
+            p.add_argument("--epochs", type=int, default=10, help="timed epochs")
+            p.add_argument("--evals", type=int, default=10, help="timed full evaluations")
+            p.add_argument("--warmup", type=int, default=2, help="untimed epochs first")
+        p.set_defaults(func=func)
+    p = sub.add_parser("methods", help="list the registered methods")
+    p.set_defaults(func=cmd_methods)
+
+
+def cmd_methods(args: argparse.Namespace) -> int:
+    for name in method_names():
+        m = get_method(name)
+        print(f"{name}\t{m.summary}")
+    return 0
+
+
+def _config(args: argparse.Namespace, split_name: str) -> tuple[Any, TrainConfig]:
+    method = get_method(args.method)
+    cfg = resolve_config(method.name, method.params, method.defaults, split_name,
+                         parse_assignments(args.set))
+    return method, cfg
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    """Where and with what a run ran: git revision, package versions, device, threads."""
+    repo = Path(__file__).resolve().parent.parent
+
+    def git(*cmd: str) -> str | None:
+        try:
+            return subprocess.run(["git", *cmd], cwd=repo, capture_output=True, text=True,
+                                  timeout=10, check=True).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    versions = {}
+    for pkg in ("onebp-bench", "torch", "numpy", "pandas", "scipy", "snakemake"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = None
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "git_revision": git("rev-parse", "HEAD"),
+        "git_dirty": bool(status) if status is not None else None,
+        "packages": versions,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "hostname": socket.gethostname(),
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.machine(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def write_curve(path: Path, rows: list[dict[str, Any]]) -> None:
+    fixed = ["epoch", "loss", "seconds_sample", "seconds_step", "seconds_aggregate", "seconds_train",
+             "seconds_eval", "peak_rss_mb", "peak_gpu_mb"]
+    extra = sorted({k for r in rows for k in r} - set(fixed))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fixed + extra, restval="")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: ("" if v is None else v) for k, v in r.items()})
+    atomic_write_text(path, buf.getvalue())
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    split = load_split(args.data)
+    method, cfg = _config(args, split.name)
+    out = Path(args.out)
+    if (out / "metrics.json").exists() and not (out / "checkpoint.pt").exists():
+        print(f"{out}: already finished (metrics.json present)", file=sys.stderr)
+        return 0
+    out.mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(method, cfg, split, run_dir=out)
+    atomic_write_json(out / "config.json", {**cfg.to_dict(), "data": str(Path(args.data).resolve()),
+                                            "split": split.name, "citation": method.citation})
+    atomic_write_json(out / "env.json", environment(trainer.device))
+    metrics = trainer.fit()
+    test = trainer.test_metrics
+    buf = io.BytesIO()
+    np.savez_compressed(buf, user=test.users, **test.per_user)
+    atomic_write_text_bytes(out / "per_user_test.npz", buf.getvalue())
+    write_curve(out / "curve.csv", trainer.state.curve)
+    atomic_write_json(out / "metrics.json", metrics)
+    print(json.dumps({"out": str(out), "protocol": cfg.protocol, "selected_epoch": metrics["selected_epoch"],
+                      "test": {k: round(v, 4) for k, v in metrics["test"].items() if k.endswith("@20")}}))
+    return 0
+
+
+def atomic_write_text_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    split = load_split(args.data)
+    method, cfg = _config(args, split.name)
+    trainer = Trainer(method, cfg, split, run_dir=None, log=lambda msg: None)
+    phases: dict[str, list[float]] = {}
+    for i in range(args.warmup + args.epochs):
+        row = trainer.run_epoch()
+        trainer.state.epoch = row["epoch"]
+        if i >= args.warmup:
+            for k, v in row.items():
+                if k.startswith("seconds_"):
+                    phases.setdefault(k, []).append(v)
+    evals = []
+    part = "valid" if split.has_valid else "test"
+    trainer.evaluate(part)  # warm-up
+    for _ in range(args.evals):
+        t = trainer.timer.now()
+        trainer.evaluate(part)
+        evals.append(trainer.timer.now() - t)
+    rss, gpu = peak_memory_mb(trainer.device)
+    epoch = float(np.median(phases["seconds_train"]))
+    n_train = len(split.part("train"))
+    print(json.dumps({
+        "method": cfg.method, "data": split.name, "device": str(trainer.device),
+        "device_name": environment(trainer.device)["device_name"], "threads": torch.get_num_threads(),
+        "dim": cfg.dim, "epochs_timed": args.epochs, "evals_timed": args.evals,
+        "epoch_seconds_median": round(epoch, 5),
+        "epoch_seconds_min": round(min(phases["seconds_train"]), 5),
+        "phase_seconds_median": {k.removeprefix("seconds_"): round(float(np.median(v)), 5)
+                                 for k, v in phases.items() if k != "seconds_train"},
+        "eval_seconds_median": round(float(np.median(evals)), 5),
+        "eval_part": part,
+        "interactions_per_second": round(n_train / epoch),
+        "peak_rss_mb": round(rss, 1), "peak_gpu_mb": None if gpu is None else round(gpu, 1),
+    }))
+    return 0

@@ -1,0 +1,83 @@
+"""The trainable model the trainer drives, and what a method's ``build`` receives.
+
+The trainer only relies on this protocol (duck-typed, no base class needed):
+
+* ``iterative`` — False for methods fitted in one shot (``fit(ctx)``; no epochs);
+* ``sampler`` — ``.sample(users, generator)`` → negatives (B, N) or None;
+* ``step(users, pos, neg)`` → detached batch loss; ``after_step(users, pos)``; ``end_epoch(train)``;
+* ``score_users(users)`` → (len(users), n_items) scores;
+* ``state_dict()`` / ``load_state_dict(state)`` — everything needed to resume (optimizer included).
+
+``TwoTowerModel`` implements it for compositions of the four modules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from onebp.config import TrainConfig
+from onebp.encoders import GraphSpec
+from onebp.interactions import UserItems
+
+
+@dataclass
+class BuildContext:
+    """What a method's ``build`` gets: data sizes, train interactions, device, RNG, settings."""
+
+    n_users: int
+    n_items: int
+    train_pairs: np.ndarray  # (n, 2) on the host
+    train: UserItems  # on the device
+    device: torch.device
+    generator: torch.Generator  # on the device; use it for every random draw
+    config: TrainConfig
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return self.config.params
+
+    @property
+    def graph(self) -> GraphSpec:
+        return GraphSpec(self.n_users, self.n_items, self.train_pairs)
+
+
+class TwoTowerModel:
+    """Encoder + sampler + loss + update strategy (the strategy owns the loss and optimizer)."""
+
+    iterative = True
+
+    def __init__(self, encoder: nn.Module, sampler: Any, strategy: Any) -> None:
+        self.encoder = encoder
+        self.sampler = sampler
+        self.strategy = strategy
+
+    def step(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor | None) -> torch.Tensor:
+        return self.strategy.step(users, pos, neg)
+
+    def after_step(self, users: torch.Tensor, pos: torch.Tensor) -> None:
+        self.strategy.after_step(users, pos)
+
+    def end_epoch(self, train: UserItems) -> None:
+        self.strategy.end_epoch(train)
+
+    def prepare_scoring(self) -> None:
+        """Compute the full item/user vectors once before an evaluation pass."""
+        with torch.no_grad():
+            self._users = self.encoder.all_user_vectors()
+            self._items = self.encoder.all_item_vectors()
+
+    @torch.no_grad()
+    def score_users(self, users: torch.Tensor) -> torch.Tensor:
+        return self._users[users] @ self._items.T
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"encoder": self.encoder.state_dict(), "strategy": self.strategy.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.encoder.load_state_dict(state["encoder"])
+        self.strategy.load_state_dict(state["strategy"])

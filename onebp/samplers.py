@@ -1,0 +1,106 @@
+"""Negative samplers, vectorised on the training device.
+
+``UniformNegatives`` draws, for every training interaction (u, i), ``n_negatives`` items uniformly
+from the items u has *not* interacted with in train. It works by rejection: draw all negatives of
+an epoch at once, then redraw only the rejected ones (a train positive, or — without replacement —
+a repeat of another negative in the same row) until none is left. By symmetry over the allowed
+items the result is uniform over them, and without replacement it is a uniform random subset of
+size N per row (the official code's behaviour). With replacement a row may repeat an item.
+
+Membership "is (u, j) a train positive" uses a dense bit table when |U|·|I| is small, else a binary
+search over the sorted keys u·|I| + i (Gowalla/Yelp-sized data never gets a dense |U|×|I| object).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from onebp.errors import UserError
+from onebp.interactions import UserItems
+
+DENSE_MEMBERSHIP_LIMIT = 1 << 26  # cells; 64 MB of bools
+
+
+class TrainPositives:
+    """Fast ``contains(users, items)`` over the train interactions, on their device."""
+
+    def __init__(self, train: UserItems) -> None:
+        self.n_items = train.n_items
+        users = train.user_of_entry()
+        keys = users * train.n_items + train.indices
+        if train.n_users * train.n_items <= DENSE_MEMBERSHIP_LIMIT:
+            self.dense = torch.zeros(train.n_users * train.n_items, dtype=torch.bool,
+                                     device=keys.device)
+            self.dense[keys] = True
+            self.sorted_keys = None
+        else:
+            self.dense = None
+            self.sorted_keys = torch.sort(keys).values
+
+    def contains(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        keys = users * self.n_items + items
+        if self.dense is not None:
+            return self.dense[keys]
+        pos = torch.searchsorted(self.sorted_keys, keys).clamp_(max=len(self.sorted_keys) - 1)
+        return self.sorted_keys[pos] == keys
+
+
+class UniformNegatives:
+    """Uniform negatives excluding the user's train positives (see module docstring)."""
+
+    def __init__(self, train: UserItems, n_negatives: int, replace: bool = False) -> None:
+        self.n_items = train.n_items
+        self.n_negatives = n_negatives
+        self.replace = replace
+        self.positives = TrainPositives(train)
+        degrees = train.degrees()
+        need = n_negatives if not replace else 1
+        worst = int(torch.argmax(degrees))
+        if train.n_items - int(degrees[worst]) < need:
+            raise UserError(
+                f"user {worst} has {int(degrees[worst])} of {train.n_items} items in train: fewer "
+                f"than n_negatives={n_negatives} items are left to sample from"
+            )
+
+    def sample(self, users: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """(len(users), n_negatives) int64 item ids, on the users' device."""
+        n, k = len(users), self.n_negatives
+        neg = torch.randint(self.n_items, (n, k), generator=generator, device=users.device)
+        bad = self._rejected(users, neg)
+        # Later rounds only look at the rows that still have a rejected entry (a few percent).
+        rows = bad.any(dim=1).nonzero().squeeze(1)
+        bad = bad[rows]
+        while len(rows):
+            sub = neg[rows]
+            n_bad = int(bad.sum())
+            sub[bad] = torch.randint(self.n_items, (n_bad,), generator=generator, device=users.device)
+            neg[rows] = sub
+            bad = self._rejected(users[rows], sub)
+            keep = bad.any(dim=1)
+            rows, bad = rows[keep], bad[keep]
+        return neg
+
+    def _rejected(self, users: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+        bad = self.positives.contains(users[:, None].expand_as(neg), neg)
+        k = neg.shape[1]
+        if self.replace or k == 1:
+            return bad
+        if k <= 16:
+            # A value equal to an earlier one in its row is a repeat (k(k-1)/2 cheap comparisons).
+            for j in range(1, k):
+                bad[:, j] |= (neg[:, j : j + 1] == neg[:, :j]).any(dim=1)
+            return bad
+        # Many negatives: mark every occurrence of a value after its first one in sorted order.
+        srt, order = torch.sort(neg, dim=1, stable=True)
+        dup = torch.zeros_like(bad)
+        dup.scatter_(1, order[:, 1:], srt[:, 1:] == srt[:, :-1])
+        return bad | dup
+
+
+class InBatchNegatives:
+    """No sampled negatives: the loss uses the other rows' positive items of the batch."""
+
+    n_negatives = 0
+
+    def sample(self, users: torch.Tensor, generator: torch.Generator) -> None:
+        return None
