@@ -203,3 +203,29 @@ def test_user_errors(tmp_path, capsys, args, message):
     assert run(*args) == 2
     err = capsys.readouterr().err
     assert err.startswith("onebp: error:") and message in err and err.count("\n") == 1
+
+
+def test_dataset_file_and_base_url(http_dir, tmp_path, monkeypatch):
+    root, url = http_dir
+    udata = tiny_udata(seed=2)
+    (root / "u.data").write_bytes(udata)
+    spec = {"name": "deffile", "files": [{"role": "all", "format": "u.data", "url": "http://example.invalid/u.data",
+                                          "sha256": sha(udata)}],
+            "defaults": {"split": "loo-random"}, "expected": {"n_users": 12}}
+    (tmp_path / "ds.json").write_text(json.dumps(spec))
+    out = tmp_path / "s" / "deffile"
+    # --base-url redirects the definition's URL to the local server; the checksum stays.
+    assert run("prepare", "--dataset-file", str(tmp_path / "ds.json"), "--base-url", url, "--raw-dir",
+               str(tmp_path / "raw"), "--out", str(out), "--retries", "0") == 0
+    prov = json.loads((out / "meta.json").read_text())["provenance"]
+    assert prov["split"]["kind"] == "loo-random" and prov["files"][0]["url"] == f"{url}/u.data"
+    assert load_split(out).n_users == 12
+
+
+def test_empty_raw_file_is_a_user_error(tmp_path, capsys):
+    (tmp_path / "raw" / "e").mkdir(parents=True)
+    (tmp_path / "raw" / "e" / "u.data").write_bytes(b"")
+    assert run("prepare", "--dataset", "e", "--url", "http://127.0.0.1:9/u.data", "--format", "u.data",
+               "--raw-dir", str(tmp_path / "raw"), "--out", str(tmp_path / "o"), "--offline",
+               "--allow-unverified") == 2
+    assert "u.data: no interactions (empty file)" in capsys.readouterr().err

@@ -31,6 +31,8 @@ def _is_int(s: str) -> bool:
 
 def _scan(path: Path, text: str, check: Callable[[str], bool], expected: str, skip: int = 0) -> UserError:
     """Find the first line ``check`` rejects; called only after the fast path failed."""
+    if not text.strip():
+        return UserError(f"{path.name}: no interactions (empty file)")
     for lineno, line in enumerate(text.splitlines(), start=1):
         if lineno <= skip:
             continue
@@ -147,6 +149,8 @@ def parse(path: str | os.PathLike, fmt: str) -> pd.DataFrame:
     if fmt not in PARSERS:
         raise UserError(f"unknown format {fmt!r}; known formats: {', '.join(PARSERS)}")
     frame = PARSERS[fmt](path)
+    if len(frame) == 0:
+        raise UserError(f"{Path(path).name}: no interactions (empty file)")
     if len(frame) and (frame["user"].min() < 0 or frame["item"].min() < 0):
         raise UserError(f"{Path(path).name}: negative user or item id")
     return frame
