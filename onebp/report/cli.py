@@ -46,6 +46,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sweep", action="append", default=[], help="swept parameter (repeatable)")
     p.set_defaults(func=_figures)
 
+    p = rsub.add_parser("summary", help="one Markdown page: the tables, then the figures")
+    p.add_argument("--tables", nargs="*", default=[], help="Markdown tables to include")
+    p.add_argument("--figures", nargs="*", default=[], help="figure files to link (relative to --out)")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_summary)
+
 
 def _collect(args: argparse.Namespace) -> int:
     from onebp.report.collect import collect, find_runs
@@ -90,4 +96,22 @@ def _figures(args: argparse.Namespace) -> int:
     runs = pd.read_csv(args.runs, dtype={"setting": str})
     written = all_figures(df, runs, args.out_dir, args.protocol, args.metric, args.sweep)
     print("\n".join(map(str, written)), file=sys.stderr)
+    return 0
+
+
+def _summary(args: argparse.Namespace) -> int:
+    import os
+
+    out = Path(args.out)
+    parts = ["# OneBP-Bench results", "",
+             "Generated from `results/results.csv` (every row names its run directory).", ""]
+    for t in args.tables:
+        parts += [f"## {Path(t).stem}", "", Path(t).read_text().rstrip(), ""]
+    if args.figures:
+        parts += ["## Figures", ""]
+        for f in args.figures:
+            rel = os.path.relpath(f, out.parent)
+            parts += [f"### {Path(f).stem}", "", f"![{Path(f).stem}]({rel})", ""]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(parts))
     return 0

@@ -1,0 +1,56 @@
+"""OneBP-Bench: one DAG from raw data to the paper's tables, figures and report.
+
+    snakemake --cores 8 --resources gpu=2                 # the study in config.yaml
+    snakemake --cores 2 --configfile config/smoke.yaml   # a preset (replaces list values, merges dicts)
+    snakemake --report results/report.html                # browsable report of tables and figures
+
+Rules call the `onebp` command line; the plan (which splits, runs and paths) is built in
+workflow/onebp_plan.py from the validated config. See workflow/README.md.
+"""
+
+import sys
+from pathlib import Path
+
+from snakemake.utils import min_version, validate
+
+min_version("8.0")
+
+sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
+import onebp_plan  # noqa: E402
+
+# Jobs run `python -m onebp` with the interpreter running Snakemake (the venv's) first on PATH, so it
+# works even when `onebp` is not on PATH; with --sdm conda the job's activated environment
+# (workflow/envs/onebp.yaml) comes first instead. The command string itself stays the same
+# everywhere, so moving the venv does not change any rule's params (which would trigger reruns).
+ONEBP = "python -m onebp"
+onebp_plan.setup_environment(sys.executable)
+
+
+configfile: "config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+try:
+    PLAN = onebp_plan.build(config)
+except onebp_plan.ConfigError as exc:
+    raise ValueError(f"config error: {exc}") from None
+
+
+# Read by `onebp gpu-run` from the environment, so changing it never triggers a rerun.
+onebp_plan.setup_environment(gpu_slots_dir=config["gpu_slots_dir"])
+
+
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        rules.report.output,
+        rules.tables.output,
+        rules.figures.output,

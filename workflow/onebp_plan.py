@@ -1,0 +1,235 @@
+"""The workflow's plan: which splits and runs the config asks for, and their on-disk paths.
+
+Pure Python, imported by the Snakefile (so it can be tested and read without Snakemake). It turns
+the validated config into
+- one split per dataset × protocol: ``data/splits/<dataset>/<protocol>-<hash>`` (hash of the data
+  source and the preprocessing parameters, so a changed parameter gets a new split);
+- one run per dataset × method × setting × protocol × seed:
+  ``results/runs/<dataset>/<method>/<setting>/<protocol>/seed<seed>`` (``onebp.report.layout``).
+It also checks what the JSON schema cannot: method names against ``onebp.registry``, dataset names
+against ``onebp.data.registry`` (or a custom source), and every hyper-parameter override against
+the trainer's own config resolution, so a typo fails at parse time, naming the key.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from onebp.report.layout import MAIN, setting_hash, setting_id, sweep_tag
+
+# Set by the train rule itself (they are path wildcards or do not change results).
+RULE_KEYS = ("seed", "protocol", "dataset", "threads", "device")
+SOURCE_KEYS = ("url", "sha256", "format", "test_url", "test_sha256", "dataset_file", "base_url")
+PREPARE_KEYS = ("kcore_user", "kcore_item", "min_rating", "split", "test_ratio", "valid_ratio", "seed")
+
+
+class ConfigError(ValueError):
+    """A config mistake; the message names the key."""
+
+
+@dataclass(frozen=True)
+class Run:
+    dataset: str
+    method: str
+    setting: str
+    protocol: str
+    seed: int
+
+    @property
+    def run_dir(self) -> str:
+        return f"results/runs/{self.dataset}/{self.method}/{self.setting}/{self.protocol}/seed{self.seed}"
+
+
+@dataclass
+class Plan:
+    config: dict[str, Any]
+    splits: dict[tuple[str, str], str] = field(default_factory=dict)  # (dataset, protocol) -> prep id
+    prepare_args: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    settings: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    runs: list[Run] = field(default_factory=list)
+    sweep_params: list[str] = field(default_factory=list)
+
+    # -- paths and command-line pieces used by the rules --------------------------------------
+    def split_dir(self, dataset: str, protocol: str) -> str:
+        return f"data/splits/{dataset}/{self.splits[(dataset, protocol)]}"
+
+    def source_args(self, dataset: str) -> str:
+        opts = self.config["dataset_options"].get(dataset, {})
+        args = ["--dataset", dataset]
+        for key in SOURCE_KEYS:
+            if opts.get(key) is not None:
+                args += [f"--{key.replace('_', '-')}", str(opts[key])]
+        if opts.get("allow_unverified"):
+            args.append("--allow-unverified")
+        return shlex.join(args)
+
+    def prepare_cli(self, dataset: str, protocol: str) -> str:
+        return shlex.join(self.prepare_args[(dataset, protocol)])
+
+    def set_args(self, dataset: str, method: str, setting: str) -> str:
+        return shlex.join(a for k, v in self.settings[(dataset, method, setting)].items()
+                          for a in ("--set", f"{k}={_cli_value(v)}"))
+
+    def run_dirs(self) -> list[str]:
+        return [r.run_dir for r in self.runs]
+
+    def train_resource(self, key: str, default: Any):
+        """A resource of the train rule: the dataset's own value, else resources.train, else default."""
+
+        def get(wildcards: Any) -> Any:
+            own = self.config["dataset_options"].get(wildcards.dataset, {}).get("resources") or {}
+            return own.get(key, self.config["resources"]["train"].get(key, default))
+
+        return get
+
+    def primary_protocol(self) -> str:
+        protocols = self.config["protocols"]
+        return "clean" if "clean" in protocols else protocols[0]
+
+
+def setup_environment(python: str | None = None, gpu_slots_dir: str | None = None) -> None:
+    """Environment the jobs inherit: ``python`` first on PATH; the GPU lock directory."""
+    if python:
+        os.environ["PATH"] = os.pathsep.join([os.path.dirname(python), os.environ.get("PATH", "")])
+    if gpu_slots_dir:
+        os.environ["ONEBP_GPU_SLOTS_DIR"] = str(gpu_slots_dir)
+
+
+def _cli_value(v: Any) -> str:
+    if isinstance(v, (list, tuple)):
+        return ",".join(map(str, v))
+    if isinstance(v, bool):
+        return str(v).lower()
+    return str(v)
+
+
+def _merge(*layers: Mapping[str, Any] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for layer in layers:
+        out.update(layer or {})
+    return out
+
+
+def known_methods() -> list[str] | None:
+    try:
+        from onebp.registry import method_names
+    except ImportError:  # registry not installed: the trainer reports unknown methods itself
+        return None
+    return method_names()
+
+
+def _check_names(config: dict[str, Any]) -> None:
+    from onebp.data.registry import REGISTRY
+
+    opts = config["dataset_options"]
+    for ds in config["datasets"]:
+        custom = any(opts.get(ds, {}).get(k) for k in ("url", "dataset_file"))
+        if ds not in REGISTRY and not custom:
+            raise ConfigError(
+                f"datasets: unknown dataset {ds!r}; known: {', '.join(sorted(REGISTRY))} "
+                f"(or give dataset_options.{ds}.url/sha256/format or dataset_file)"
+            )
+    known = known_methods()
+    if known is not None:
+        for where, names in [("methods", config["methods"])] + [
+            (f"sweeps[{i}].methods", s.get("methods") or []) for i, s in enumerate(config["sweeps"])
+        ] + [("method_params", list(config["method_params"]))]:
+            for m in names:
+                if m not in known:
+                    raise ConfigError(f"{where}: unknown method {m!r}; known: {', '.join(known)}")
+    for i, s in enumerate(config["sweeps"]):
+        for ds in s.get("datasets") or []:
+            if ds not in config["datasets"]:
+                raise ConfigError(f"sweeps[{i}].datasets: {ds!r} is not in datasets {config['datasets']}")
+        for p in s.get("protocols") or []:
+            if p not in config["protocols"]:
+                raise ConfigError(f"sweeps[{i}].protocols: {p!r} is not in protocols {config['protocols']}")
+
+
+def _check_overrides(where: str, method: str, dataset: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """Resolve like ``onebp train`` would, so unknown keys and bad values fail now, not in a job.
+
+    Returns the resolved settings (flat: shared settings and the method's own parameters)."""
+    try:
+        from onebp.config import resolve_config
+        from onebp.errors import UserError
+        from onebp.registry import get_method
+    except ImportError:
+        return dict(overrides)
+    for key in RULE_KEYS:
+        if key in overrides:
+            raise ConfigError(f"{where}: {key!r} is set by the workflow (seeds/protocols/datasets/resources)")
+    try:
+        m = get_method(method)
+        cfg = resolve_config(m.name, m.params, m.defaults, dataset, {k: _cli_value(v) for k, v in overrides.items()})
+    except UserError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    resolved = cfg.to_dict()
+    return {**resolved.pop("params", {}), **resolved}
+
+
+def build(config: dict[str, Any]) -> Plan:
+    _check_names(config)
+    plan = Plan(config)
+    opts = config["dataset_options"]
+    for ds in config["datasets"]:
+        o = opts.get(ds, {})
+        prep = _merge(config["prepare"], o.get("prepare"))
+        source = {k: o.get(k) for k in SOURCE_KEYS if o.get(k) is not None}
+        data_hash = setting_hash({"source": source, "prepare": prep})
+        for protocol in config["protocols"]:
+            p = dict(prep)
+            if protocol == "paper":
+                p["valid_ratio"] = 0.0  # the paper selects on test; it has no validation split
+            elif not p.get("valid_ratio"):
+                raise ConfigError(f"prepare.valid_ratio (dataset {ds!r}): protocol 'clean' needs a validation split > 0")
+            plan.splits[(ds, protocol)] = f"{protocol}-{setting_hash({'source': source, 'prepare': p})}"
+            args = []
+            for k, v in p.items():
+                if v is not None:
+                    args += [f"--{k.replace('_', '-')}", _cli_value(v)]
+            plan.prepare_args[(ds, protocol)] = args
+
+        for method in config["methods"]:
+            mp = config["method_params"].get(method, {})
+            base = _merge(config["params"], o.get("params"), mp.get("*"), mp.get(ds))
+            where = f"params/dataset_options.{ds}.params/method_params.{method}"
+            _check_overrides(where, method, ds, base)
+            # The data hash is part of the setting id: a new split means new runs.
+            main = setting_id({**base, "_data": data_hash}, MAIN)
+            plan.settings[(ds, method, main)] = base
+            for protocol in config["protocols"]:
+                for seed in config["seeds"]:
+                    plan.runs.append(Run(ds, method, main, protocol, int(seed)))
+
+    for i, s in enumerate(config["sweeps"]):
+        param = s["param"]
+        if param not in plan.sweep_params:
+            plan.sweep_params.append(param)
+        for ds in s.get("datasets") or config["datasets"]:
+            o = opts.get(ds, {})
+            data_hash = setting_hash({"source": {k: o.get(k) for k in SOURCE_KEYS if o.get(k) is not None},
+                                      "prepare": _merge(config["prepare"], o.get("prepare"))})
+            for method in s.get("methods") or config["methods"]:
+                mp = config["method_params"].get(method, {})
+                base = _merge(config["params"], o.get("params"), mp.get("*"), mp.get(ds))
+                resolved = _check_overrides(f"sweeps[{i}]", method, ds, base)
+                for value in s["values"]:
+                    if param not in resolved and param not in base:
+                        raise ConfigError(f"sweeps[{i}].param: unknown setting {param!r} for method {method!r}")
+                    if resolved.get(param, base.get(param)) == value and method in config["methods"]:
+                        continue  # the main setting already is this point of the sweep
+                    over = {**base, param: value}
+                    _check_overrides(f"sweeps[{i}] ({param}={value!r})", method, ds, over)
+                    sid = setting_id({**over, "_data": data_hash}, sweep_tag(param, value))
+                    plan.settings[(ds, method, sid)] = over
+                    for protocol in s.get("protocols") or [plan.primary_protocol()]:
+                        for seed in s.get("seeds") or config["seeds"]:
+                            run = Run(ds, method, sid, protocol, int(seed))
+                            if run not in plan.runs:
+                                plan.runs.append(run)
+    return plan

@@ -1,0 +1,114 @@
+# Run directories → results/results.csv → tables, figures, and a one-page Markdown summary.
+# `snakemake --report results/report.html` collects the outputs marked with report().
+
+PROTOCOL = PLAN.primary_protocol()
+PAPER_TABLE = PROTOCOL == "clean" and "paper" in config["protocols"]
+REP = config["report"]
+TABLES = ["main", "efficiency"] + (["paper"] if PAPER_TABLE else [])
+FIGURES = ["curves", "time_quality", "epoch_time", "memory"] + [f"sweep_{p}" for p in PLAN.sweep_params]
+
+
+rule collect:
+    """The long results table (one row per run × split × metric × k), and one row per run."""
+    input:
+        [f"{d}/metrics.json" for d in PLAN.run_dirs()],
+    output:
+        results="results/results.csv",
+        runs="results/runs.csv",
+    params:
+        onebp=ONEBP,
+        run_dirs=PLAN.run_dirs(),
+    conda:
+        "../envs/onebp.yaml"
+    log:
+        "results/logs/report/collect.log",
+    resources:
+        mem_mb=config["resources"]["report"].get("mem_mb", 4000),
+        runtime=config["resources"]["report"].get("runtime", 30),
+    shell:
+        "{params.onebp} report collect {params.run_dirs} --out {output.results} --runs-out {output.runs} > {log} 2>&1"
+
+
+rule tables:
+    input:
+        rules.collect.output.results,
+    output:
+        **{
+            f"{t}_{ext}": f"results/tables/{t}.{ext}"
+            for t in TABLES
+            for ext in ("md", "tex", "csv")
+        },
+        **{
+            f"{t}_html": report(
+                f"results/tables/{t}.html",
+                caption=f"../report/table_{t}.rst",
+                category="Tables",
+            )
+            for t in TABLES
+        },
+    params:
+        onebp=ONEBP,
+        protocol=PROTOCOL,
+        reference=REP["reference"],
+        alpha=REP["alpha"],
+        paper="--paper" if PAPER_TABLE else "",
+        methods=",".join(config["methods"]),
+        datasets=",".join(config["datasets"]),
+        metrics=",".join(REP["metrics"]),
+        ks=",".join(map(str, REP["ks"])),
+    conda:
+        "../envs/onebp.yaml"
+    log:
+        "results/logs/report/tables.log",
+    shell:
+        "{params.onebp} report tables --results {input} --out-dir results/tables --protocol {params.protocol} {params.paper}"
+        " --reference {params.reference} --alpha {params.alpha} --metrics {params.metrics} --ks {params.ks}"
+        " --methods {params.methods} --datasets {params.datasets} > {log} 2>&1"
+
+
+rule figures:
+    input:
+        results=rules.collect.output.results,
+        runs=rules.collect.output.runs,
+    output:
+        **{
+            f"{f}_png": report(
+                f"results/figures/{f}.png",
+                caption=f"../report/fig_{f.split('_', 1)[0] if f.startswith('sweep_') else f}.rst",
+                category="Figures",
+                labels={"figure": f},
+            )
+            for f in FIGURES
+        },
+        **{f"{f}_pdf": f"results/figures/{f}.pdf" for f in FIGURES},
+    params:
+        onebp=ONEBP,
+        protocol=PROTOCOL,
+        metric=REP["metric"],
+        sweeps=" ".join(f"--sweep {p}" for p in PLAN.sweep_params),
+    conda:
+        "../envs/onebp.yaml"
+    log:
+        "results/logs/report/figures.log",
+    shell:
+        "{params.onebp} report figures --results {input.results} --runs {input.runs} --out-dir results/figures"
+        " --protocol {params.protocol} --metric {params.metric} {params.sweeps} > {log} 2>&1"
+
+
+rule report:
+    """One Markdown page with the tables and links to the figures (results/report.md)."""
+    input:
+        tables=rules.tables.output,
+        figures=rules.figures.output,
+    output:
+        "results/report.md",
+    params:
+        onebp=ONEBP,
+        tables=" ".join(f"results/tables/{t}.md" for t in TABLES),
+        figures=" ".join(f"results/figures/{f}.png" for f in FIGURES),
+    conda:
+        "../envs/onebp.yaml"
+    log:
+        "results/logs/report/report.log",
+    shell:
+        "{params.onebp} report summary --tables {params.tables} --figures {params.figures} --out {output} > {log} 2>&1"

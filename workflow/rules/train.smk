@@ -1,0 +1,33 @@
+# One job per dataset × method × setting × protocol × seed (onebp gpu-run -- onebp train).
+# The setting id hashes the resolved --set overrides and the data, so a changed hyper-parameter
+# writes a new run directory and reruns only the runs (and aggregates) that depend on it.
+
+rule train:
+    input:
+        split=lambda wc: PLAN.split_dir(wc.dataset, wc.protocol),
+    output:
+        metrics="results/runs/{dataset}/{method}/{setting}/{protocol}/seed{seed}/metrics.json",
+        curve="results/runs/{dataset}/{method}/{setting}/{protocol}/seed{seed}/curve.csv",
+        per_user="results/runs/{dataset}/{method}/{setting}/{protocol}/seed{seed}/per_user_test.npz",
+    params:
+        onebp=ONEBP,
+        run_dir=subpath(output.metrics, parent=True),
+        sets=lambda wc: PLAN.set_args(wc.dataset, wc.method, wc.setting),
+    conda:
+        "../envs/onebp.yaml"
+    log:
+        "results/logs/train/{dataset}/{method}/{setting}/{protocol}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/train/{dataset}/{method}/{setting}/{protocol}/seed{seed}.tsv"
+    wildcard_constraints:
+        seed=r"\d+",
+        protocol="clean|paper",
+    threads: PLAN.train_resource("threads", 1)
+    resources:
+        gpu=PLAN.train_resource("gpu", 1),
+        mem_mb=PLAN.train_resource("mem_mb", 8000),
+        runtime=PLAN.train_resource("runtime", 720),
+    shell:
+        "{params.onebp} gpu-run -- {params.onebp} train --data {input.split} --method {wildcards.method}"
+        " {params.sets} --set seed={wildcards.seed} --set protocol={wildcards.protocol}"
+        " --set dataset={wildcards.dataset} --set threads={threads} --out {params.run_dir} > {log} 2>&1"
