@@ -87,6 +87,14 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+def sorted_unique(a: np.ndarray) -> np.ndarray:
+    """``np.unique`` of a 1-D array via one sort (numpy>=2.3's hash-based unique is slower here)."""
+    a = np.sort(np.asarray(a).reshape(-1))
+    if len(a) < 2:
+        return a
+    return a[np.concatenate([[True], a[1:] != a[:-1]])]
+
+
 def canonical_pairs(pairs: np.ndarray) -> np.ndarray:
     """Unique (user, item) rows sorted by user then item."""
     pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
@@ -94,9 +102,9 @@ def canonical_pairs(pairs: np.ndarray) -> np.ndarray:
         return pairs
     if pairs.min() < 0:
         return np.unique(pairs, axis=0)
-    # One int64 key per row: np.unique on 1-D keys is several times faster than axis=0 on rows.
+    # One int64 key per row: a 1-D sort is several times faster than np.unique(axis=0) on rows.
     width = int(pairs[:, 1].max()) + 1
-    keys = np.unique(pairs[:, 0] * width + pairs[:, 1])
+    keys = sorted_unique(pairs[:, 0] * width + pairs[:, 1])
     return np.stack([keys // width, keys % width], axis=1)
 
 
@@ -217,7 +225,7 @@ def validate_split(split: Split, where: str | None = None) -> None:
                     f"{label}/{name}.tsv:{row + 2}: {what} id {pairs[row, col]} outside [0, {bound})"
                 )
         key = pairs[:, 0].astype(np.int64) * split.n_items + pairs[:, 1]
-        uniq = np.unique(key)
+        uniq = sorted_unique(key)
         if len(uniq) != len(key):
             raise SplitError(f"{label}/{name}: {len(key) - len(uniq)} duplicate (user, item) pairs")
         keys[name] = uniq

@@ -128,8 +128,13 @@ SPLIT_KINDS = ("ratio", "temporal", "loo-random", "loo-latest", "given")
 
 
 def _unique_rows(pairs: np.ndarray, ts: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None, int]:
-    _, first = np.unique(pairs, axis=0, return_index=True) if len(pairs) else (None, np.arange(0))
-    first = np.sort(first)
+    if len(pairs) == 0:
+        return pairs, ts, 0
+    # First occurrence of each (user, item): stable sort of one int64 key per row.
+    key = pairs[:, 0] * (int(pairs[:, 1].max()) + 1) + pairs[:, 1]
+    order = np.argsort(key, kind="stable")
+    ks = key[order]
+    first = np.sort(order[np.concatenate([[True], ks[1:] != ks[:-1]])])
     return pairs[first], (ts[first] if ts is not None else None), len(pairs) - len(first)
 
 
