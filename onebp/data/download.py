@@ -155,10 +155,14 @@ class _Truncated(Exception):
 def _stream(session: requests.Session, url: str, out, timeout: float) -> tuple[int, int | None]:
     from tqdm import tqdm
 
-    with session.get(url, stream=True, timeout=timeout) as resp:
+    # identity: the bytes on disk are the bytes served, and Content-Length counts exactly those
+    # (with gzip transfer-encoding it would count compressed bytes and the check below would misfire).
+    with session.get(url, stream=True, timeout=timeout, headers={"Accept-Encoding": "identity"}) as resp:
         resp.raise_for_status()
         promised = resp.headers.get("Content-Length")
         promised = int(promised) if promised and promised.isdigit() else None
+        if resp.headers.get("Content-Encoding", "identity").lower() != "identity":
+            promised = None  # urllib3 still enforces the length of the encoded body
         got = 0
         with tqdm(
             total=promised,
