@@ -35,10 +35,10 @@ def build_mf_infonce(ctx: BuildContext, update: str) -> TwoTowerModel:
     sampler = UniformNegatives(ctx.train, cfg.n_negatives, replace=cfg.negatives_replace)
     loss = InfoNCE(cfg.temperature)
     if update == "onebp":
-        strategy = OneBP(encoder, loss, cfg.lr, cfg.l2, cfg.fused, beta=cfg.beta,
+        strategy = OneBP(encoder, loss, cfg.lr, cfg.l2, cfg.fused, cfg.batch_size, beta=cfg.beta,
                          aggregation=cfg.aggregation, duplicate_users=cfg.duplicate_users)
     else:
-        strategy = Backprop(encoder, loss, cfg.lr, cfg.l2, cfg.fused)
+        strategy = Backprop(encoder, loss, cfg.lr, cfg.l2, cfg.fused, cfg.batch_size)
     return TwoTowerModel(encoder, sampler, strategy)
 
 

@@ -4,7 +4,8 @@ The trainer only relies on this protocol (duck-typed, no base class needed):
 
 * ``iterative`` — False for methods fitted in one shot (``fit(ctx)``; no epochs);
 * ``sampler`` — ``.sample(users, generator)`` → negatives (B, N) or None;
-* ``step(users, pos, neg)`` → detached batch loss; ``after_step(users, pos)``; ``end_epoch(train)``;
+* ``begin_epoch(users, pos, neg)`` with the epoch's shuffled rows, then for every batch b
+  ``step(b)`` → detached batch loss and ``after_step(b)``, then ``end_epoch(train)``;
 * ``score_users(users)`` → (len(users), n_items) scores;
 * ``state_dict()`` / ``load_state_dict(state)`` — everything needed to resume (optimizer included).
 
@@ -56,11 +57,14 @@ class TwoTowerModel:
         self.sampler = sampler
         self.strategy = strategy
 
-    def step(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor | None) -> torch.Tensor:
-        return self.strategy.step(users, pos, neg)
+    def begin_epoch(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor | None) -> None:
+        self.strategy.begin_epoch(users, pos, neg)
 
-    def after_step(self, users: torch.Tensor, pos: torch.Tensor) -> None:
-        self.strategy.after_step(users, pos)
+    def step(self, b: int) -> torch.Tensor:
+        return self.strategy.step(b)
+
+    def after_step(self, b: int) -> None:
+        self.strategy.after_step(b)
 
     def end_epoch(self, train: UserItems) -> None:
         self.strategy.end_epoch(train)

@@ -95,7 +95,7 @@ def environment(device: torch.device) -> dict[str, Any]:
 
 
 def write_curve(path: Path, rows: list[dict[str, Any]]) -> None:
-    fixed = ["epoch", "loss", "seconds_sample", "seconds_step", "seconds_aggregate", "seconds_train",
+    fixed = ["epoch", "loss", "seconds_sample", "seconds_prepare", "seconds_step", "seconds_aggregate", "seconds_train",
              "seconds_eval", "peak_rss_mb", "peak_gpu_mb"]
     extra = sorted({k for r in rows for k in r} - set(fixed))
     buf = io.StringIO()

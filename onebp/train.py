@@ -223,12 +223,13 @@ class Trainer:
         users, items = d.train_users[perm], d.train_items[perm]
         negatives = model.sampler.sample(users, self.generator) if model.sampler else None
         t = timer.add("sample", t)
+        model.begin_epoch(users, items, negatives)  # epoch-level precomputation (aggregation plan)
+        t = timer.add("prepare", t)
         loss_sum = torch.zeros((), device=self.device)
         for b in range(n_batches):
-            sl = slice(b * cfg.batch_size, (b + 1) * cfg.batch_size)
-            loss_sum += model.step(users[sl], items[sl], None if negatives is None else negatives[sl])
+            loss_sum += model.step(b)
             t = timer.add("step", t)
-            model.after_step(users[sl], items[sl])
+            model.after_step(b)
             t = timer.add("aggregate", t)
         model.end_epoch(d.train)
         timer.add("aggregate", t)
@@ -243,6 +244,7 @@ class Trainer:
             "epoch": epoch,
             "loss": loss,
             "seconds_sample": tot.get("sample", 0.0),
+            "seconds_prepare": tot.get("prepare", 0.0),
             "seconds_step": tot.get("step", 0.0),
             "seconds_aggregate": tot.get("aggregate", 0.0),
             "seconds_train": sum(tot.values()),

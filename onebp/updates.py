@@ -18,14 +18,20 @@ A user can occur several times in one batch. ``duplicate_users`` says what then 
 
 For a user that occurs once all three give exactly ``β·e_u + (1−β)·e_{i⁺}``.
 
+The three modes differ only in two numbers per batch row / per (batch, user) — a row weight and a
+user scale — so an epoch's whole ``AggregationPlan`` is computed at once from the shuffled users
+(one sort), and each batch then costs one gather/scale/scatter and one ``index_add_``.
+
 Both strategies have a fused path for encoders whose vectors are plain table rows (MF) and losses
-with ``value_and_grad``: the embedding gradients are written by hand with one gather, one bmm and
-one ``index_add_`` per table, instead of building an autograd graph. Both strategies use it, so a
-OneBP/TwoBP time comparison compares the update rules, not two implementations.
+with ``value_and_grad``: the embedding gradients are written by hand (gather, multiply, reduce,
+``index_add_``) instead of building an autograd graph. Both strategies use it, so a OneBP/TwoBP
+time comparison compares the update rules, not two implementations. Scores use the layout
+(1+N, B) — row 0 the positives — because reductions over a contiguous batch vectorise on CPU.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
@@ -46,6 +52,65 @@ def make_adam(params: list[nn.Parameter], lr: float, l2: float) -> torch.optim.A
         return torch.optim.Adam(params, lr=lr, weight_decay=l2, foreach=True)
 
 
+@dataclass
+class AggregationPlan:
+    """Moving-aggregation coefficients for every batch of an epoch (see module docstring).
+
+    Batch b covers rows ``[b·B, (b+1)·B)``; its distinct users are ``users[offsets[b]:offsets[b+1]]``
+    with factors ``scale[...]``; row r adds ``weight[r]·target_r`` to its user afterwards.
+    """
+
+    batch_size: int
+    users: torch.Tensor  # distinct users per batch, concatenated
+    scale: torch.Tensor  # per entry of `users`
+    weight: torch.Tensor  # per row
+    offsets: list[int]  # on the host: one sync per epoch, none per batch
+
+    def apply(self, b: int, user_table: torch.Tensor, row_users: torch.Tensor,
+              targets: torch.Tensor) -> None:
+        """In place, batch ``b``: ``e_u ← scale_u·e_u + Σ_rows weight_r·target_r``."""
+        lo, hi = self.offsets[b], self.offsets[b + 1]
+        u = self.users[lo:hi]
+        user_table.index_copy_(0, u, user_table.index_select(0, u) * self.scale[lo:hi, None])
+        rows = slice(b * self.batch_size, b * self.batch_size + len(row_users))
+        user_table.index_add_(0, row_users, targets * self.weight[rows, None])
+
+
+def aggregation_plan(users: torch.Tensor, batch_size: int, n_users: int, beta: float,
+                     duplicate_users: DuplicateUsers = "sequential") -> AggregationPlan:
+    """Coefficients for all batches of ``users`` (the epoch's rows in batch order)."""
+    if duplicate_users not in ("sequential", "mean", "official"):
+        raise ValueError(f"unknown duplicate_users {duplicate_users!r}")
+    device, n = users.device, len(users)
+    batch = torch.arange(n, device=device) // batch_size
+    keys, order = torch.sort(batch * n_users + users, stable=True)  # stable: batch order kept
+    is_new = torch.ones(n, dtype=torch.bool, device=device)
+    is_new[1:] = keys[1:] != keys[:-1]
+    group = torch.cumsum(is_new, 0) - 1
+    starts = is_new.nonzero().squeeze(1)
+    counts = torch.diff(starts, append=torch.tensor([n], device=device))
+    rank = torch.empty_like(users)
+    rank[order] = torch.arange(n, device=device) - starts[group]
+    count = torch.empty_like(users)
+    count[order] = counts[group]
+    beta_t = torch.tensor(beta, dtype=torch.float32, device=device)
+    # (1 - beta) in double, then float32: the same number `beta*e_u + (1-beta)*e_i` uses.
+    if duplicate_users == "sequential":
+        scale = beta_t.pow(counts)
+        weight = (1.0 - beta) * beta_t.pow(count - 1 - rank)
+    elif duplicate_users == "mean":
+        scale = beta_t.expand(len(counts)).clone()
+        weight = (1.0 - beta) / count.to(torch.float32)
+    else:  # official: every row starts from the old e_u, the last row's write survives
+        scale = beta_t.expand(len(counts)).clone()
+        weight = torch.where(rank == count - 1, 1.0 - beta, 0.0).to(torch.float32)
+    group_keys = keys[starts]
+    group_batch = group_keys // n_users
+    n_batches = -(-n // batch_size)
+    offsets = torch.searchsorted(group_batch, torch.arange(n_batches + 1, device=device))
+    return AggregationPlan(batch_size, group_keys % n_users, scale, weight, offsets.tolist())
+
+
 @torch.no_grad()
 def moving_aggregation(
     user_table: torch.Tensor,
@@ -54,34 +119,9 @@ def moving_aggregation(
     beta: float,
     duplicate_users: DuplicateUsers = "sequential",
 ) -> None:
-    """In place: move ``user_table[users[b]]`` toward ``targets[b]`` for every batch row b."""
-    if duplicate_users == "official":
-        # Last writer wins: keep, per user, the row with the highest batch position.
-        positions = torch.arange(len(users), device=users.device)
-        last = torch.full((user_table.shape[0],), -1, dtype=torch.int64, device=users.device)
-        last.scatter_reduce_(0, users, positions, reduce="amax")
-        keep = last[users] == positions
-        u = users[keep]
-        user_table[u] = beta * user_table[u] + (1.0 - beta) * targets[keep]
-        return
-    uniq, inverse, counts = torch.unique(users, return_inverse=True, return_counts=True)
-    acc = torch.zeros(len(uniq), user_table.shape[1], dtype=user_table.dtype, device=users.device)
-    if duplicate_users == "mean":
-        acc.index_add_(0, inverse, targets)
-        acc *= ((1.0 - beta) / counts.to(user_table.dtype))[:, None]
-        user_table[uniq] = beta * user_table[uniq] + acc
-        return
-    if duplicate_users != "sequential":
-        raise ValueError(f"unknown duplicate_users {duplicate_users!r}")
-    # rank of each row among its user's rows, in batch order (stable sort keeps batch order)
-    sorted_inv, order = torch.sort(inverse, stable=True)
-    starts = torch.cumsum(counts, 0) - counts
-    rank = torch.empty_like(inverse)
-    rank[order] = torch.arange(len(users), device=users.device) - starts[sorted_inv]
-    beta_t = torch.tensor(beta, dtype=user_table.dtype, device=users.device)
-    weight = (1.0 - beta) * beta_t.pow(counts[inverse] - 1 - rank)
-    acc.index_add_(0, inverse, weight[:, None] * targets)
-    user_table[uniq] = beta_t.pow(counts)[:, None] * user_table[uniq] + acc
+    """In place: move ``user_table[users[r]]`` toward ``targets[r]`` for every row r of one batch."""
+    plan = aggregation_plan(users, len(users), user_table.shape[0], beta, duplicate_users)
+    plan.apply(0, user_table, users, targets.to(user_table.dtype))
 
 
 @torch.no_grad()
@@ -89,20 +129,26 @@ def per_epoch_aggregation(user_table: torch.Tensor, item_rows: torch.Tensor, tra
                           beta: float) -> None:
     """In place, once per epoch: ``e_u ← β·e_u + (1−β)·mean_{i ∈ train(u)} e_i`` (users with items)."""
     sums = torch.zeros_like(user_table)
-    sums.index_add_(0, train.user_of_entry(), item_rows[train.indices])
+    sums.index_add_(0, train.user_of_entry(), item_rows.index_select(0, train.indices))
     deg = train.degrees()
     has = deg > 0
     user_table[has] = beta * user_table[has] + (1.0 - beta) * sums[has] / deg[has, None].to(sums.dtype)
 
 
 class _Strategy:
-    """Shared batch step (fused or autograd); subclasses say which tower trains by gradient."""
+    """Shared batch step (fused or autograd); subclasses say which tower trains by gradient.
+
+    Per epoch the trainer calls ``begin_epoch(users, pos, neg)`` with the epoch's shuffled rows,
+    then ``step(b)`` and ``after_step(b)`` for every batch b, then ``end_epoch(train)``.
+    """
 
     trains_users: bool
 
-    def __init__(self, encoder: nn.Module, loss: Any, lr: float, l2: float, fused: bool) -> None:
+    def __init__(self, encoder: nn.Module, loss: Any, lr: float, l2: float, fused: bool,
+                 batch_size: int) -> None:
         self.encoder = encoder
         self.loss = loss
+        self.batch_size = batch_size
         params = list(encoder.item_parameters())
         if self.trains_users:
             params += list(encoder.user_parameters())
@@ -113,36 +159,36 @@ class _Strategy:
         self.optimizer = make_adam(params, lr, l2)
         self.fused = fused and getattr(encoder, "plain_tables", False) and hasattr(loss, "value_and_grad")
 
-    def step(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor | None) -> torch.Tensor:
-        """One forward/backward/optimizer step; returns the (detached) batch loss."""
-        if self.fused and neg is not None:
-            loss = self._fused_grads(users, pos, neg)
+    def begin_epoch(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor | None) -> None:
+        self.users, self.pos, self.neg = users, pos, neg
+        # (1+N, n): row 0 the positives; a batch's item ids are one strided slice of it
+        self.items_t = torch.cat([pos[None], neg.T]) if self.fused and neg is not None else None
+
+    def batch(self, b: int) -> slice:
+        return slice(b * self.batch_size, (b + 1) * self.batch_size)
+
+    def step(self, b: int) -> torch.Tensor:
+        """One forward/backward/optimizer step on batch b; returns the (detached) batch loss."""
+        sl = self.batch(b)
+        if self.items_t is not None:
+            loss = self._fused_grads(self.users[sl], self.items_t[:, sl])
         else:
-            loss = self._autograd_grads(users, pos, neg)
+            neg = self.neg[sl] if self.neg is not None else None
+            loss = self._autograd_grads(self.users[sl], self.pos[sl], neg)
         self.optimizer.step()
         return loss
 
     @torch.no_grad()
-    def _fused_grads(self, users, pos, neg) -> torch.Tensor:
-        enc = self.encoder
-        user_table, item_table = enc.user_table, enc.item_table
-        u = user_table[users]
-        items = torch.cat([pos[:, None], neg], dim=1)
-        v = item_table[items]  # (B, 1+N, d)
-        scores = torch.bmm(v, u[:, :, None]).squeeze(2)
-        loss, g = self.loss.value_and_grad(scores)
+    def _fused_grads(self, users: torch.Tensor, items_t: torch.Tensor) -> torch.Tensor:
+        user_table, item_table = self.encoder.user_table, self.encoder.item_table
         d = item_table.shape[1]
-        if item_table.grad is None:
-            item_table.grad = torch.zeros_like(item_table)
-        else:
-            item_table.grad.zero_()
-        item_table.grad.index_add_(0, items.reshape(-1), (g[:, :, None] * u[:, None, :]).reshape(-1, d))
+        u = user_table.index_select(0, users)  # (B, d)
+        flat = items_t.reshape(-1)
+        v = item_table.index_select(0, flat).view(*items_t.shape, d)  # (1+N, B, d)
+        loss, g = self.loss.value_and_grad((v * u).sum(2))
+        _set_grad(item_table, flat, (g[:, :, None] * u).view(-1, d))
         if self.trains_users:
-            if user_table.grad is None:
-                user_table.grad = torch.zeros_like(user_table)
-            else:
-                user_table.grad.zero_()
-            user_table.grad.index_add_(0, users, torch.bmm(g[:, None, :], v).squeeze(1))
+            _set_grad(user_table, users, (g[:, :, None] * v).sum(0))
         return loss
 
     def _autograd_grads(self, users, pos, neg) -> torch.Tensor:
@@ -158,7 +204,7 @@ class _Strategy:
         loss.backward()
         return loss.detach()
 
-    def after_step(self, users: torch.Tensor, pos: torch.Tensor) -> None:
+    def after_step(self, b: int) -> None:
         """Work after the optimizer step (OneBP's aggregation); timed separately by the trainer."""
 
     def end_epoch(self, train: UserItems) -> None:
@@ -169,6 +215,16 @@ class _Strategy:
 
     def load_state_dict(self, state: dict) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
+
+
+def _set_grad(table: torch.Tensor, index: torch.Tensor, rows: torch.Tensor) -> None:
+    """``table.grad`` = zeros with ``rows`` summed in at ``index`` (a dense gradient, like autograd's
+    for an indexed table, so Adam sees exactly what it would see without the fused path)."""
+    if table.grad is None:
+        table.grad = torch.zeros_like(table)
+    else:
+        table.grad.zero_()
+    table.grad.index_add_(0, index, rows)
 
 
 class Backprop(_Strategy):
@@ -183,21 +239,28 @@ class OneBP(_Strategy):
     trains_users = False
 
     def __init__(self, encoder: nn.Module, loss: Any, lr: float, l2: float, fused: bool,
-                 beta: float, aggregation: Aggregation = "per_batch",
+                 batch_size: int, beta: float, aggregation: Aggregation = "per_batch",
                  duplicate_users: DuplicateUsers = "sequential") -> None:
-        super().__init__(encoder, loss, lr, l2, fused)
+        super().__init__(encoder, loss, lr, l2, fused, batch_size)
         if aggregation not in ("per_batch", "per_epoch"):
             raise ValueError(f"unknown aggregation {aggregation!r}")
         self.beta, self.aggregation, self.duplicate_users = beta, aggregation, duplicate_users
 
-    def after_step(self, users: torch.Tensor, pos: torch.Tensor) -> None:
+    def begin_epoch(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor | None) -> None:
+        super().begin_epoch(users, pos, neg)
         if self.aggregation == "per_batch":
+            self.plan = aggregation_plan(users, self.batch_size, self.encoder.user_table.shape[0],
+                                         self.beta, self.duplicate_users)
+
+    @torch.no_grad()
+    def after_step(self, b: int) -> None:
+        if self.aggregation == "per_batch":
+            sl = self.batch(b)
             enc = self.encoder
-            moving_aggregation(enc.user_table.data, users, enc.item_table.data[pos], self.beta,
-                               self.duplicate_users)
+            targets = enc.item_table.detach().index_select(0, self.pos[sl])
+            self.plan.apply(b, enc.user_table.data, self.users[sl], targets)
 
     def end_epoch(self, train: UserItems) -> None:
         if self.aggregation == "per_epoch":
             enc = self.encoder
             per_epoch_aggregation(enc.user_table.data, enc.item_table.data, train, self.beta)
-
