@@ -8,6 +8,7 @@ Rules call the `onebp` command line; the plan (which splits, runs and paths) is 
 workflow/onebp_plan.py from the validated config. See workflow/README.md.
 """
 
+import os
 import sys
 from pathlib import Path
 
@@ -23,10 +24,11 @@ import onebp_plan  # noqa: E402
 # (workflow/envs/onebp.yaml) comes first instead. The command string itself stays the same
 # everywhere, so moving the venv does not change any rule's params (which would trigger reruns).
 ONEBP = "python -m onebp"
+GPU_RUN = "python -m onebp.gpu_slots"  # = `onebp gpu-run`, minus the full CLI's start-up imports
 onebp_plan.setup_environment(sys.executable)
 
 
-configfile: "config.yaml"
+configfile: os.path.join(workflow.basedir, "config.yaml")  # also with --directory elsewhere
 
 
 report: "workflow/report/workflow.rst"

@@ -178,3 +178,21 @@ def _main(args: argparse.Namespace) -> int:
     if cmd and cmd[0] == "--":
         cmd = cmd[1:]
     return run(cmd, args.slots_dir, args.timeout)
+
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m onebp.gpu_slots [--slots-dir DIR] -- CMD``: same as ``onebp gpu-run``, without the
+    full command line's imports (torch), which would cost every training job a second or two."""
+    parser = argparse.ArgumentParser(prog="onebp gpu-run")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["gpu-run", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return args.func(args)
+    except UserError as exc:
+        print(f"onebp: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

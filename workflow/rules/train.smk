@@ -11,6 +11,7 @@ rule train:
         per_user="results/runs/{dataset}/{method}/{setting}/{protocol}/seed{seed}/per_user_test.npz",
     params:
         onebp=ONEBP,
+        gpu_run=GPU_RUN,
         run_dir=subpath(output.metrics, parent=True),
         sets=lambda wc: PLAN.set_args(wc.dataset, wc.method, wc.setting),
     conda:
@@ -28,6 +29,6 @@ rule train:
         mem_mb=PLAN.train_resource("mem_mb", 8000),
         runtime=PLAN.train_resource("runtime", 720),
     shell:
-        "{params.onebp} gpu-run -- {params.onebp} train --data {input.split} --method {wildcards.method}"
+        "{params.gpu_run} -- {params.onebp} train --data {input.split} --method {wildcards.method}"
         " {params.sets} --set seed={wildcards.seed} --set protocol={wildcards.protocol}"
         " --set dataset={wildcards.dataset} --set threads={threads} --out {params.run_dir} > {log} 2>&1"
