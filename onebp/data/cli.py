@@ -26,6 +26,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 
 from onebp.data.split import save_split
@@ -95,6 +96,9 @@ def _resolve_dataset(args: argparse.Namespace):
 
     if args.dataset_file:
         ds = load_dataset_file(args.dataset_file)
+        if args.dataset and args.dataset != ds.name:
+            # The workflow passes --dataset with every source: that name decides RAW_DIR/<name>.
+            ds = dataclasses.replace(ds, name=args.dataset)
     elif args.url:
         if not args.dataset:
             raise UserError("--url needs --dataset NAME (the custom dataset's name)")
