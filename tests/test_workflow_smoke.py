@@ -67,6 +67,14 @@ def test_smoke_outputs(smoke: tuple[Path, Path, float]) -> None:
     assert len(list(res.glob("logs/train/**/*.log"))) == len(runs)
 
 
+def test_snakemake_report(smoke: tuple[Path, Path, float]) -> None:
+    work, configfile, _ = smoke
+    r = snakemake(work, "--configfile", str(configfile), "--report", "results/report.html")
+    assert r.returncode == 0, r.stderr[-2000:]
+    html = (work / "results" / "report.html").read_text(errors="replace")
+    assert "sweep_beta.png" in html and "main.html" in html
+
+
 def test_rerun_does_nothing(smoke: tuple[Path, Path, float]) -> None:
     work, configfile, _ = smoke
     r = snakemake(work, "--cores", "2", "--configfile", str(configfile), env={"ONEBP_GPUS": ""})
