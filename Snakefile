@@ -12,6 +12,7 @@ import os
 import sys
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 min_version("8.0")
@@ -34,7 +35,15 @@ configfile: os.path.join(workflow.basedir, "config.yaml")  # also with --directo
 report: "workflow/report/workflow.rst"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+try:
+    validate(config, "workflow/schemas/config.schema.yaml")
+except WorkflowError:
+    where = onebp_plan.schema_error_path(
+        config, os.path.join(workflow.basedir, "workflow/schemas/config.schema.yaml")
+    )
+    if where:
+        raise ValueError(f"config error: {where}") from None
+    raise
 try:
     PLAN = onebp_plan.build(config)
 except onebp_plan.ConfigError as exc:

@@ -13,6 +13,7 @@ the trainer's own config resolution, so a typo fails at parse time, naming the k
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 from collections.abc import Mapping
@@ -89,6 +90,20 @@ class Plan:
     def primary_protocol(self) -> str:
         protocols = self.config["protocols"]
         return "clean" if "clean" in protocols else protocols[0]
+
+
+def schema_error_path(config: dict[str, Any], schema_path: str) -> str | None:
+    """Where in the config the first schema violation is (``resources.train``), for the message:
+    Snakemake's own validation error names the offending key but not the object holding it."""
+    import jsonschema
+    import yaml
+
+    schema = yaml.safe_load(open(schema_path))
+    err = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(config))
+    if err is None:
+        return None
+    where = ".".join(str(p) for p in err.absolute_path) or "<top level>"
+    return f"config key {where}: {err.message}"
 
 
 def setup_environment(python: str | None = None, gpu_slots_dir: str | None = None) -> None:
@@ -173,6 +188,9 @@ def _check_overrides(where: str, method: str, dataset: str, overrides: dict[str,
 
 
 def build(config: dict[str, Any]) -> Plan:
+    # A private copy without shared sub-objects (YAML anchors alias the paper's hyper-parameters
+    # between methods), so nothing here can see one method's values change through another's.
+    config = json.loads(json.dumps(config))
     _check_names(config)
     plan = Plan(config)
     opts = config["dataset_options"]

@@ -1,0 +1,72 @@
+"""The workflow's plan (workflow/onebp_plan.py) without Snakemake: paths, hashes, sweeps, errors."""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "workflow"))
+import onebp_plan  # noqa: E402
+
+
+def config(**changes) -> dict:
+    """config.yaml with the schema's defaults, as Snakemake would hand it over, plus changes."""
+    # JSON round trip: YAML anchors (onebp and twobp share the paper's table) become separate dicts.
+    cfg = json.loads(json.dumps(yaml.safe_load((REPO / "config.yaml").read_text())))
+    cfg.update(changes)
+    return cfg
+
+
+def test_default_plan() -> None:
+    plan = onebp_plan.build(config())
+    assert len(plan.splits) == 4 * 2
+    main = [r for r in plan.runs if r.setting.startswith("main-")]
+    assert len(main) == 4 * 2 * 5 * 2
+    assert plan.sweep_params == ["beta", "aggregation"]
+    # The sweep point equal to the main beta (0.99) reuses the main runs.
+    tags = {r.setting.rsplit("-", 1)[0] for r in plan.runs if r.dataset == "ml-100k" and r.method == "onebp"}
+    assert tags == {"main", "beta=0.9", "beta=0.95", "beta=0.995", "beta=0.999", "aggregation=per_epoch"}
+    assert "--valid-ratio 0.0" in plan.prepare_cli("ml-1m", "paper")
+    assert "--valid-ratio 0.1" in plan.prepare_cli("ml-1m", "clean")
+    sets = plan.set_args("ml-1m", "onebp", main[0].setting if main[0].dataset == "ml-1m" else
+                         next(r.setting for r in main if r.dataset == "ml-1m" and r.method == "onebp"))
+    assert "dim=128" in sets and "ks=5,10,20" in sets
+
+
+def test_changed_setting_changes_only_that_method() -> None:
+    base = onebp_plan.build(config())
+    cfg = config()
+    cfg["method_params"] = copy.deepcopy(cfg["method_params"])
+    cfg["method_params"]["twobp"]["ml-1m"] = {**cfg["method_params"]["twobp"]["ml-1m"], "lr": 0.01}
+    changed = onebp_plan.build(cfg)
+    diff = set(changed.run_dirs()) ^ set(base.run_dirs())
+    assert diff and all("/ml-1m/twobp/" in d for d in diff)
+    # A changed preprocessing parameter gives a new split and new runs for that dataset only.
+    cfg = config(dataset_options={"gowalla": {"prepare": {"test_ratio": 0.3}}})
+    changed = onebp_plan.build(cfg)
+    diff = set(changed.run_dirs()) ^ set(base.run_dirs())
+    assert diff and all("/gowalla/" in d for d in diff)
+    assert changed.splits[("gowalla", "clean")] != base.splits[("gowalla", "clean")]
+    assert changed.splits[("ml-1m", "clean")] == base.splits[("ml-1m", "clean")]
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"methods": ["onebp", "nope"]}, "nope"),
+        ({"datasets": ["ml-100k", "nope"]}, "nope"),
+        ({"params": {"learning_rate": 1}}, "learning_rate"),
+        ({"params": {"seed": 3}}, "'seed' is set by the workflow"),
+        ({"sweeps": [{"param": "betta", "values": [0.5]}]}, "betta"),
+        ({"prepare": {"valid_ratio": 0.0}}, "valid_ratio"),
+    ],
+)
+def test_plan_errors_name_the_key(changes: dict, named: str) -> None:
+    with pytest.raises(onebp_plan.ConfigError, match=named):
+        onebp_plan.build(config(**changes))
