@@ -39,8 +39,10 @@ def smoke(server: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, 
     configfile = work / "smoke.yaml"
     configfile.write_text(yaml.safe_dump(cfg))
     start = time.monotonic()
-    # ONEBP_GPUS="" forces the CPU path even on a GPU machine, so the test is the same everywhere.
-    r = snakemake(work, "--cores", "2", "--configfile", str(configfile), env={"ONEBP_GPUS": ""})
+    # Two fake GPUs: the train jobs go through the real slot locks (in a private lock directory) and
+    # get CUDA_VISIBLE_DEVICES=0 or 1; as no such CUDA device exists here, torch trains on the CPU.
+    env = {"ONEBP_GPUS": "0,1", "ONEBP_GPU_SLOTS_DIR": str(work / "gpu-slots")}
+    r = snakemake(work, "--cores", "2", "--resources", "gpu=2", "--configfile", str(configfile), env=env)
     elapsed = time.monotonic() - start
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     return work, configfile, elapsed
@@ -64,7 +66,12 @@ def test_smoke_outputs(smoke: tuple[Path, Path, float]) -> None:
     runs = sorted(res.glob("runs/tiny/*/*/*/seed*/metrics.json"))
     assert len(runs) == 2 * 2 * 2 + 1  # methods × seeds × protocols + one sweep point
     assert len(list(res.glob("benchmarks/train/**/*.tsv"))) == len(runs)
-    assert len(list(res.glob("logs/train/**/*.log"))) == len(runs)
+    logs = [p.read_text() for p in res.glob("logs/train/**/*.log")]
+    assert len(logs) == len(runs)
+    # Concurrent train jobs took different GPU slots (two at a time, two devices).
+    devices = {line.split("CUDA_VISIBLE_DEVICES=")[1].strip() for log in logs for line in log.splitlines()
+               if line.startswith("onebp gpu-run:")}
+    assert devices == {"'0'", "'1'"}
 
 
 def test_snakemake_report(smoke: tuple[Path, Path, float]) -> None:
