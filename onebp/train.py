@@ -181,6 +181,7 @@ class Trainer:
         path = self.checkpoint_path()
         if path is None:
             return
+        path.parent.mkdir(parents=True, exist_ok=True)
         atomic_torch_save(
             {
                 "config": self.cfg.to_dict(),
@@ -296,6 +297,7 @@ class Trainer:
             st.best_model, st.best_epoch = None, 0
             return self.finish()
         self.try_resume()
+        st = self.state  # the resumed state, if any
         every = cfg.checkpoint_every or cfg.eval_every
         while st.epoch < cfg.epochs and not st.stopped_early:
             row = self.run_epoch()

@@ -23,7 +23,7 @@ def make_encoder(n_users=6, n_items=9, dim=4, seed=0) -> MF:
 
 def reference_sequential(table, users, targets, beta):
     out = table.clone()
-    for u, t in zip(users.tolist(), targets):
+    for u, t in zip(users.tolist(), targets, strict=True):
         out[u] = beta * out[u] + (1 - beta) * t
     return out
 
@@ -90,7 +90,7 @@ def test_onebp_users_get_no_gradient_and_move_exactly_toward_updated_items(fused
     assert all(p is not enc.user_table for group in strategy.optimizer.param_groups for p in group["params"])
     assert enc.item_table in strategy.optimizer.state
     updated_items = enc.item_table.detach()
-    for u, i in zip(users.tolist(), pos.tolist()):
+    for u, i in zip(users.tolist(), pos.tolist(), strict=True):
         expected = BETA * old_users[u] + (1 - BETA) * updated_items[i]
         assert torch.equal(enc.user_table[u], expected), (u, enc.user_table[u] - expected)
     untouched = [1, 4]
