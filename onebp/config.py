@@ -124,6 +124,7 @@ def resolve_config(
     """Merge defaults and overrides into a validated ``TrainConfig`` (see module docstring)."""
     shared = _field_types(TrainConfig)
     shared.pop("params")
+    shared.pop("method")  # chosen by --method, not --set
     own = _field_types(params_cls) if params_cls is not None else {}
     clash = set(shared) & set(own)
     if clash:
@@ -141,7 +142,7 @@ def resolve_config(
             values[key] = parse_value(key, raw, known[key])
     values["method"] = method_name
     values["dataset"] = dataset
-    shared_values = {k: v for k, v in values.items() if k in shared}
+    shared_values = {k: v for k, v in values.items() if k in shared or k == "method"}
     params = params_cls(**{k: v for k, v in values.items() if k in own}) if params_cls else None
     cfg = TrainConfig(**shared_values, params=dataclasses.asdict(params) if params else {})
     validate_config(cfg)

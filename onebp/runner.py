@@ -21,7 +21,7 @@ import torch
 
 from onebp.config import TrainConfig, parse_assignments, resolve_config
 from onebp.data.split import atomic_write_json, atomic_write_text, load_split
-from onebp.registry import get_method, method_names
+from onebp.registry import discover, get_method, method_names
 from onebp.train import Trainer, peak_memory_mb
 
 
@@ -35,6 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--method", required=True, help="method name (see `onebp methods`)")
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a setting (repeatable)")
+        p.add_argument("--baselines", action="append", default=[], metavar="DIR",
+                       help="also load method modules from DIR (repeatable; env ONEBP_BASELINES too)")
         if name == "train":
             p.add_argument("--out", required=True, help="run directory (resumed if it has a checkpoint)")
         else:
@@ -43,10 +45,12 @@ def register(sub: argparse._SubParsersAction) -> None:
             p.add_argument("--warmup", type=int, default=2, help="untimed epochs first")
         p.set_defaults(func=func)
     p = sub.add_parser("methods", help="list the registered methods")
+    p.add_argument("--baselines", action="append", default=[], metavar="DIR")
     p.set_defaults(func=cmd_methods)
 
 
 def cmd_methods(args: argparse.Namespace) -> int:
+    discover(args.baselines)
     for name in method_names():
         m = get_method(name)
         print(f"{name}\t{m.summary}")
@@ -54,6 +58,7 @@ def cmd_methods(args: argparse.Namespace) -> int:
 
 
 def _config(args: argparse.Namespace, split_name: str) -> tuple[Any, TrainConfig]:
+    discover(args.baselines)
     method = get_method(args.method)
     cfg = resolve_config(method.name, method.params, method.defaults, split_name,
                          parse_assignments(args.set))
