@@ -1,4 +1,4 @@
-"""The ``onebp`` command line: ``train``, ``bench`` and the ``data`` subcommands.
+"""The ``onebp`` command line: ``train``, ``bench``, ``methods``, ``data``, ``report``, ``gpu-run``.
 
 Errors the user can fix (unknown method, unknown ``--set`` key, malformed split or raw file) are
 printed as one line ``onebp: error: ...`` with exit code 2; anything else is a bug and keeps its
@@ -14,16 +14,16 @@ from onebp.errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # Each module registers its subcommands; heavy imports (torch, pandas) wait for the handler,
+    # so `onebp data ...` and `onebp --help` start fast.
+    from onebp import gpu_slots, runner
+    from onebp.data import cli as data_cli
+    from onebp.report import cli as report_cli
+
     parser = argparse.ArgumentParser(prog="onebp", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-
-    from onebp import runner  # local imports keep `onebp --help` fast
-    from onebp.data import cli as data_cli
-
-    runner.register(sub)
-    data_cli.register(sub)
-    from onebp import gpu_slots; gpu_slots.register(sub)  # noqa: E702, I001  (workflow: GPU slots)
-    from onebp.report import cli as report_cli; report_cli.register(sub)  # noqa: E702, I001  (workflow: report)
+    for module in (runner, data_cli, report_cli, gpu_slots):
+        module.register(sub)
     return parser
 
 

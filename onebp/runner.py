@@ -16,13 +16,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-
 from onebp.config import TrainConfig, parse_assignments, resolve_config
 from onebp.data.split import atomic_write_json, atomic_write_text, load_split
 from onebp.registry import discover, get_method, method_names
-from onebp.train import Trainer, peak_memory_mb
+
+# torch, numpy and the trainer are imported inside the handlers: `onebp data ...` never needs them.
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -65,8 +63,10 @@ def _config(args: argparse.Namespace, split_name: str) -> tuple[Any, TrainConfig
     return method, cfg
 
 
-def environment(device: torch.device) -> dict[str, Any]:
+def environment(device: Any) -> dict[str, Any]:
     """Where and with what a run ran: git revision, package versions, device, threads."""
+    import torch
+
     repo = Path(__file__).resolve().parent.parent
 
     def git(*cmd: str) -> str | None:
@@ -112,6 +112,10 @@ def write_curve(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from onebp.train import Trainer
+
     split = load_split(args.data)
     method, cfg = _config(args, split.name)
     out = Path(args.out)
@@ -142,6 +146,11 @@ def atomic_write_text_bytes(path: Path, data: bytes) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from onebp.train import Trainer, peak_memory_mb
+
     split = load_split(args.data)
     method, cfg = _config(args, split.name)
     trainer = Trainer(method, cfg, split, run_dir=None, log=lambda msg: None)
