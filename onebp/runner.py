@@ -18,6 +18,7 @@ from typing import Any
 
 from onebp.config import TrainConfig, parse_assignments, resolve_config
 from onebp.data.split import atomic_write_json, atomic_write_text, load_split
+from onebp.errors import UserError
 from onebp.registry import discover, get_method, method_names
 
 # torch, numpy and the trainer are imported inside the handlers: `onebp data ...` never needs them.
@@ -119,11 +120,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     split = load_split(args.data)
     method, cfg = _config(args, split.name)
     out = Path(args.out)
-    if (out / "metrics.json").exists() and not (out / "checkpoint.pt").exists():
-        print(f"{out}: already finished (metrics.json present)", file=sys.stderr)
+    if (out / "metrics.json").exists():
+        _check_finished_run(out, cfg)
+        print(f"{out}: already finished (metrics.json present); nothing to do", file=sys.stderr)
         return 0
+    trainer = Trainer(method, cfg, split, run_dir=out)  # may refuse the data: before any write
     out.mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(method, cfg, split, run_dir=out)
     atomic_write_json(out / "config.json", {**cfg.to_dict(), "data": str(Path(args.data).resolve()),
                                             "split": split.name, "citation": method.citation})
     atomic_write_json(out / "env.json", environment(trainer.device))
@@ -137,6 +139,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(json.dumps({"out": str(out), "protocol": cfg.protocol, "selected_epoch": metrics["selected_epoch"],
                       "test": {k: round(v, 4) for k, v in metrics["test"].items() if k.endswith("@20")}}))
     return 0
+
+
+def _check_finished_run(out: Path, cfg: TrainConfig) -> None:
+    from onebp.train import NON_RESULT_KEYS
+
+    try:
+        old = json.loads((out / "config.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"{out}: has metrics.json but no readable config.json ({exc})") from None
+    diff = sorted(k for k, v in cfg.to_dict().items() if k not in NON_RESULT_KEYS and old.get(k) != v)
+    if diff:
+        raise UserError(f"{out}: finished run with different settings ({', '.join(diff)}); "
+                        "use a new --out directory")
 
 
 def atomic_write_text_bytes(path: Path, data: bytes) -> None:
