@@ -38,11 +38,16 @@ class TrainPositives:
             self.sorted_keys = torch.sort(keys).values
 
     def contains(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        keys = users * self.n_items + items
+        """Elementwise: is (users[j], items[j]) a train interaction (same shapes)."""
+        keys = (users * self.n_items + items).reshape(-1)
         if self.dense is not None:
-            return self.dense[keys]
+            return self.dense.index_select(0, keys).view(items.shape)
         pos = torch.searchsorted(self.sorted_keys, keys).clamp_(max=len(self.sorted_keys) - 1)
-        return self.sorted_keys[pos] == keys
+        return (self.sorted_keys.index_select(0, pos) == keys).view(items.shape)
+
+    def contains_rows(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """For (n,) users and (n, k) items: (n, k) membership."""
+        return self.contains(users[:, None], items)
 
 
 class UniformNegatives:
@@ -64,24 +69,24 @@ class UniformNegatives:
 
     def sample(self, users: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """(len(users), n_negatives) int64 item ids, on the users' device."""
-        n, k = len(users), self.n_negatives
-        neg = torch.randint(self.n_items, (n, k), generator=generator, device=users.device)
+        shape = (len(users), self.n_negatives)
+        neg = torch.randint(self.n_items, shape, generator=generator, device=users.device)
         bad = self._rejected(users, neg)
         # Later rounds only look at the rows that still have a rejected entry (a few percent).
         rows = bad.any(dim=1).nonzero().squeeze(1)
-        bad = bad[rows]
+        bad = bad.index_select(0, rows)
         while len(rows):
-            sub = neg[rows]
-            n_bad = int(bad.sum())
-            sub[bad] = torch.randint(self.n_items, (n_bad,), generator=generator, device=users.device)
-            neg[rows] = sub
-            bad = self._rejected(users[rows], sub)
-            keep = bad.any(dim=1)
-            rows, bad = rows[keep], bad[keep]
+            sub = neg.index_select(0, rows)
+            fresh = torch.randint(self.n_items, sub.shape, generator=generator, device=users.device)
+            sub = torch.where(bad, fresh, sub)
+            neg.index_copy_(0, rows, sub)
+            bad = self._rejected(users.index_select(0, rows), sub)
+            keep = bad.any(dim=1).nonzero().squeeze(1)
+            rows, bad = rows.index_select(0, keep), bad.index_select(0, keep)
         return neg
 
     def _rejected(self, users: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
-        bad = self.positives.contains(users[:, None].expand_as(neg), neg)
+        bad = self.positives.contains_rows(users, neg)
         k = neg.shape[1]
         if self.replace or k == 1:
             return bad
