@@ -156,3 +156,20 @@ def test_per_epoch_aggregation_uses_mean_of_train_items():
     per_epoch_aggregation(table, items, train, 0.5)
     # user 0: 0.5*[1,1] + 0.5*mean([0,2],[4,0]) = [0.5,0.5]+[1,0.5]; user 2 has no items: unchanged
     torch.testing.assert_close(table, torch.tensor([[1.5, 1.0], [1.5, 0.5], [5.0, 5.0]]))
+
+
+def test_direct_fused_adam_step_is_bitwise_optimizer_step():
+    from onebp.updates import adam_step, make_adam
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.nn.Parameter(torch.randn(7, 3, generator=g))
+    b = torch.nn.Parameter(a.detach().clone())
+    opt_a, opt_b = make_adam([a], 0.01, 1e-3), make_adam([b], 0.01, 1e-3)
+    for _ in range(5):
+        grad = torch.randn(7, 3, generator=g)
+        a.grad, b.grad = grad.clone(), grad.clone()
+        opt_a.step()
+        adam_step(opt_b)
+    assert torch.equal(a, b)
+    assert torch.equal(opt_a.state[a]["exp_avg_sq"], opt_b.state[b]["exp_avg_sq"])
+    assert opt_a.state[a]["step"] == opt_b.state[b]["step"] == 5
