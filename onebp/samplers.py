@@ -39,15 +39,12 @@ class TrainPositives:
 
     def contains(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Elementwise: is (users[j], items[j]) a train interaction (same shapes)."""
-        keys = (users * self.n_items + items).reshape(-1)
+        keys = (users * self.n_items + items).reshape(-1)  # broadcasts users over items
         if self.dense is not None:
             return self.dense.index_select(0, keys).view(items.shape)
         pos = torch.searchsorted(self.sorted_keys, keys).clamp_(max=len(self.sorted_keys) - 1)
         return (self.sorted_keys.index_select(0, pos) == keys).view(items.shape)
 
-    def contains_rows(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """For (n,) users and (n, k) items: (n, k) membership."""
-        return self.contains(users[:, None], items)
 
 
 class UniformNegatives:
@@ -68,37 +65,43 @@ class UniformNegatives:
             )
 
     def sample(self, users: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """(len(users), n_negatives) int64 item ids, on the users' device."""
-        shape = (len(users), self.n_negatives)
+        """(len(users), n_negatives) int64 item ids, on the users' device.
+
+        Drawn in the (n_negatives, n) layout — every comparison then runs over contiguous rows —
+        and returned as its transpose: ``neg.T`` is the contiguous (n_negatives, n) block the
+        fused training step reads.
+        """
+        shape = (self.n_negatives, len(users))
         neg = torch.randint(self.n_items, shape, generator=generator, device=users.device)
         bad = self._rejected(users, neg)
-        # Later rounds only look at the rows that still have a rejected entry (a few percent).
-        rows = bad.any(dim=1).nonzero().squeeze(1)
-        bad = bad.index_select(0, rows)
-        while len(rows):
-            sub = neg.index_select(0, rows)
+        # Later rounds only look at the columns that still have a rejected entry (a few percent).
+        cols = bad.any(dim=0).nonzero().squeeze(1)
+        bad = bad.index_select(1, cols)
+        while len(cols):
+            sub = neg.index_select(1, cols)
             fresh = torch.randint(self.n_items, sub.shape, generator=generator, device=users.device)
             sub = torch.where(bad, fresh, sub)
-            neg.index_copy_(0, rows, sub)
-            bad = self._rejected(users.index_select(0, rows), sub)
-            keep = bad.any(dim=1).nonzero().squeeze(1)
-            rows, bad = rows.index_select(0, keep), bad.index_select(0, keep)
-        return neg
+            neg.index_copy_(1, cols, sub)
+            bad = self._rejected(users.index_select(0, cols), sub)
+            keep = bad.any(dim=0).nonzero().squeeze(1)
+            cols, bad = cols.index_select(0, keep), bad.index_select(1, keep)
+        return neg.T
 
     def _rejected(self, users: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
-        bad = self.positives.contains_rows(users, neg)
-        k = neg.shape[1]
+        """For (n,) users and (k, n) negatives: (k, n) train positives or repeats within a column."""
+        bad = self.positives.contains(users[None, :], neg)
+        k = neg.shape[0]
         if self.replace or k == 1:
             return bad
         if k <= 16:
-            # A value equal to an earlier one in its row is a repeat (k(k-1)/2 cheap comparisons).
+            # A value equal to an earlier one in its column is a repeat (k(k-1)/2 comparisons).
             for j in range(1, k):
-                bad[:, j] |= (neg[:, j : j + 1] == neg[:, :j]).any(dim=1)
+                bad[j] |= (neg[j] == neg[:j]).any(dim=0)
             return bad
         # Many negatives: mark every occurrence of a value after its first one in sorted order.
-        srt, order = torch.sort(neg, dim=1, stable=True)
+        srt, order = torch.sort(neg, dim=0, stable=True)
         dup = torch.zeros_like(bad)
-        dup.scatter_(1, order[:, 1:], srt[:, 1:] == srt[:, :-1])
+        dup.scatter_(0, order[1:], srt[1:] == srt[:-1])
         return bad | dup
 
 
