@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from onebp.config import TrainConfig
 from onebp.data.split import Split
@@ -148,11 +149,14 @@ NON_RESULT_KEYS = ("device", "threads", "eval_memory_mb", "checkpoint_every")
 
 class Trainer:
     def __init__(self, method: Method, cfg: TrainConfig, split: Split, run_dir: Path | None = None,
-                 log: Callable[[str], None] | None = None) -> None:
+                 log: Callable[[str], None] | None = None, progress: bool | None = None) -> None:
         if cfg.threads > 0:
             torch.set_num_threads(cfg.threads)
         self.method, self.cfg, self.run_dir = method, cfg, run_dir
-        self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+        # A progress bar on a terminal, plain log lines (one per evaluation) otherwise.
+        self.progress = sys.stderr.isatty() if progress is None else progress
+        self.log = log or (tqdm.write if self.progress else
+                           (lambda msg: print(msg, file=sys.stderr, flush=True)))
         self.device = select_device(cfg.device)
         self.data = Data.on(split, self.device)
         self.generator = torch.Generator(device=self.device)
@@ -299,6 +303,8 @@ class Trainer:
         self.try_resume()
         st = self.state  # the resumed state, if any
         every = cfg.checkpoint_every or cfg.eval_every
+        bar = tqdm(total=cfg.epochs, initial=st.epoch, disable=not self.progress, unit="epoch",
+                   desc=f"{cfg.method} {cfg.dataset}", file=sys.stderr)
         while st.epoch < cfg.epochs and not st.stopped_early:
             row = self.run_epoch()
             st.epoch = row["epoch"]
@@ -309,6 +315,10 @@ class Trainer:
             st.curve.append(row)
             if st.epoch % every == 0 or st.stopped_early or st.epoch == cfg.epochs:
                 self.save_checkpoint()
+            bar.update(1)
+            bar.set_postfix(loss=f"{row['loss']:.4f}", best=f"{st.best_value:.4f}@{st.best_epoch}",
+                            refresh=False)
+        bar.close()
         return self.finish()
 
     def finish(self) -> dict[str, Any]:
