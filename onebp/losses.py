@@ -66,3 +66,72 @@ class BPR:
         loss = F.softplus(diff).mean()
         g = torch.sigmoid(diff) / diff.numel()
         return loss, torch.cat([-g.sum(dim=0, keepdim=True), g])
+
+
+class DirectAU:
+    """Alignment + uniformity (Wang et al., KDD 2022) on L2-normalised vectors, in-batch only.
+
+    ``align = mean_b ‖ũ_b − ĩ_b‖²`` and ``uniform(x) = log mean_{a<b} exp(−t‖x̃_a − x̃_b‖²)`` (t = 2)
+    over the batch's users and over its positive items; ``L = align + γ·(uniform(U) + uniform(I))/2``.
+    No negatives are used (``neg_vecs`` is ignored). With OneBP the user vectors carry no gradient,
+    so the user uniformity term is a constant: only alignment and item uniformity train anything.
+    """
+
+    def __init__(self, gamma: float = 1.0, t: float = 2.0) -> None:
+        self.gamma, self.t = gamma, t
+
+    @staticmethod
+    def alignment(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return (x - y).pow(2).sum(dim=1).mean()
+
+    def uniformity(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.pdist(x, p=2).pow(2).mul(-self.t).exp().mean().log()
+
+    def __call__(self, user_vecs, pos_vecs, neg_vecs=None):
+        u = F.normalize(user_vecs, dim=-1)
+        i = F.normalize(pos_vecs, dim=-1)
+        return self.alignment(u, i) + self.gamma * (self.uniformity(u) + self.uniformity(i)) / 2
+
+
+class CosineContrastive:
+    """SimpleX's cosine contrastive loss (CCL; Mao et al., CIKM 2021).
+
+    ``L = mean_b [ (1 − cos(u, i⁺)) + w · mean_j max(0, cos(u, i⁻_j) − m) ]`` with margin m and
+    negative weight w (the official code averages over the negatives and multiplies by w).
+    """
+
+    def __init__(self, margin: float = 0.9, negative_weight: float = 150.0) -> None:
+        self.margin, self.negative_weight = margin, negative_weight
+
+    def __call__(self, user_vecs, pos_vecs, neg_vecs):
+        u = F.normalize(user_vecs, dim=-1)
+        p = F.normalize(pos_vecs, dim=-1)
+        pos_loss = 1.0 - (u * p).sum(dim=1)
+        if neg_vecs is None:  # in-batch: the other rows' positives
+            cos = u @ p.T
+            off = ~torch.eye(len(cos), dtype=torch.bool, device=cos.device)
+            neg = torch.relu(cos - self.margin).masked_fill(~off, 0.0).sum(1) / max(len(cos) - 1, 1)
+        else:
+            n = F.normalize(neg_vecs, dim=-1)
+            cos = torch.bmm(n, u[:, :, None]).squeeze(2)
+            neg = torch.relu(cos - self.margin).mean(dim=1)
+        return (pos_loss + self.negative_weight * neg).mean()
+
+    def with_all_items(self, user_vecs, pos_vecs, item_vecs, neg_ids):
+        """The same loss from all item vectors (|I|, d) and negative ids (B, N): for small catalogues
+        one (B, |I|) cosine matrix and a gather beat gathering (B, N, d) vectors."""
+        u = F.normalize(user_vecs, dim=-1)
+        pos_loss = 1.0 - (u * F.normalize(pos_vecs, dim=-1)).sum(dim=1)
+        cos = torch.gather(u @ F.normalize(item_vecs, dim=-1).T, 1, neg_ids)
+        neg = torch.relu(cos - self.margin).mean(dim=1)
+        return (pos_loss + self.negative_weight * neg).mean()
+
+
+class BootstrapLoss:
+    """BUIR's loss: ``mean_b [(2 − 2cos(q(u), ξ_i)) + (2 − 2cos(q(i), ξ_u))]`` (online predictions
+    against the other side's target vectors; see ``onebp.updates.MomentumTarget``)."""
+
+    def __call__(self, u_pred, u_target, i_pred, i_target):
+        cos_ui = (F.normalize(u_pred, dim=-1) * F.normalize(i_target, dim=-1)).sum(-1)
+        cos_iu = (F.normalize(i_pred, dim=-1) * F.normalize(u_target, dim=-1)).sum(-1)
+        return (4.0 - 2.0 * cos_ui - 2.0 * cos_iu).mean()

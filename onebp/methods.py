@@ -6,11 +6,15 @@ loss (InfoNCE, temperature τ) are built by the same function from the same sett
 
 from __future__ import annotations
 
-from onebp.encoders import MF
+from typing import Any
+
+from torch import nn
+
+from onebp.encoders import MF, LightGCN
 from onebp.losses import InfoNCE
 from onebp.model import BuildContext, TwoTowerModel
 from onebp.registry import Method, register
-from onebp.samplers import UniformNegatives
+from onebp.samplers import InBatchNegatives, UniformNegatives
 from onebp.updates import Backprop, OneBP
 
 CITATION = (
@@ -28,18 +32,63 @@ PAPER_DEFAULTS = {
 }
 
 
+def make_encoder(ctx: BuildContext, name: str, **kwargs: Any) -> nn.Module:
+    """A shared encoder by name: ``"mf"`` or ``"lightgcn"`` (``n_layers=``), dim from the config."""
+    cfg = ctx.config
+    if name == "mf":
+        return MF(ctx.n_users, ctx.n_items, cfg.dim, ctx.generator, ctx.device)
+    if name == "lightgcn":
+        return LightGCN(ctx.n_users, ctx.n_items, cfg.dim, ctx.generator, ctx.device, ctx.graph, **kwargs)
+    raise ValueError(f"unknown encoder {name!r}: expected mf or lightgcn (or pass a module)")
+
+
+def compose(
+    ctx: BuildContext,
+    encoder: str | nn.Module = "mf",
+    loss: Any = None,
+    update: str = "backprop",
+    sampler: Any = "uniform",
+    score: str = "dot",
+    batch_l2: float = 0.0,
+    **encoder_kwargs: Any,
+) -> TwoTowerModel:
+    """A two-tower model from the four modules, with the shared settings of ``ctx.config``.
+
+    * ``encoder``: a name for :func:`make_encoder` or a built module (user table + item tower);
+    * ``loss``: a loss object (``onebp.losses``); default InfoNCE(temperature);
+    * ``update``: ``"backprop"`` (TwoBP) or ``"onebp"`` (beta, aggregation, duplicate_users);
+    * ``sampler``: ``"uniform"`` (n_negatives per row; ``"inbatch"`` when n_negatives is 0),
+      ``"inbatch"`` (no sampled negatives) or a sampler object;
+    * ``score``: ``"dot"`` or ``"cosine"`` ranking; ``batch_l2``: LightGCN-style penalty on the
+      batch's raw embeddings (added to the loss; turns the fused path off).
+    """
+    cfg = ctx.config
+    if isinstance(encoder, str):
+        encoder = make_encoder(ctx, encoder, **encoder_kwargs)
+    if sampler == "uniform" and cfg.n_negatives == 0:
+        sampler = "inbatch"
+    if sampler == "uniform":
+        sampler = UniformNegatives(ctx.train, cfg.n_negatives, replace=cfg.negatives_replace)
+    elif sampler == "inbatch":
+        sampler = InBatchNegatives()
+    if loss is None:
+        loss = InfoNCE(cfg.temperature)
+    if update == "onebp":
+        strategy = OneBP(encoder, loss, cfg.lr, cfg.l2, cfg.fused, cfg.batch_size, beta=cfg.beta,
+                         aggregation=cfg.aggregation, duplicate_users=cfg.duplicate_users,
+                         batch_l2=batch_l2)
+    elif update == "backprop":
+        strategy = Backprop(encoder, loss, cfg.lr, cfg.l2, cfg.fused, cfg.batch_size, batch_l2=batch_l2)
+    else:
+        raise ValueError(f"unknown update {update!r}: expected backprop or onebp")
+    return TwoTowerModel(encoder, sampler, strategy, score=score)
+
+
 def build_mf_infonce(ctx: BuildContext, update: str) -> TwoTowerModel:
     """MF + uniform negatives + InfoNCE, trained by ``update`` ("onebp" or "backprop")."""
     cfg = ctx.config
-    encoder = MF(ctx.n_users, ctx.n_items, cfg.dim, ctx.generator, ctx.device)
     sampler = UniformNegatives(ctx.train, cfg.n_negatives, replace=cfg.negatives_replace)
-    loss = InfoNCE(cfg.temperature)
-    if update == "onebp":
-        strategy = OneBP(encoder, loss, cfg.lr, cfg.l2, cfg.fused, cfg.batch_size, beta=cfg.beta,
-                         aggregation=cfg.aggregation, duplicate_users=cfg.duplicate_users)
-    else:
-        strategy = Backprop(encoder, loss, cfg.lr, cfg.l2, cfg.fused, cfg.batch_size)
-    return TwoTowerModel(encoder, sampler, strategy)
+    return compose(ctx, "mf", InfoNCE(cfg.temperature), update, sampler=sampler)
 
 
 register(

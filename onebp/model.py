@@ -52,10 +52,13 @@ class TwoTowerModel:
 
     iterative = True
 
-    def __init__(self, encoder: nn.Module, sampler: Any, strategy: Any) -> None:
+    def __init__(self, encoder: nn.Module, sampler: Any, strategy: Any, score: str = "dot") -> None:
+        if score not in ("dot", "cosine"):
+            raise ValueError(f"unknown score {score!r}: expected dot or cosine")
         self.encoder = encoder
         self.sampler = sampler
         self.strategy = strategy
+        self.score = score  # "cosine": rank by the cosine of the vectors (SimpleX)
 
     def begin_epoch(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor | None) -> None:
         self.strategy.begin_epoch(users, pos, neg)
@@ -74,6 +77,9 @@ class TwoTowerModel:
         with torch.no_grad():
             self._users = self.encoder.all_user_vectors()
             self._items = self.encoder.all_item_vectors()
+            if self.score == "cosine":
+                self._users = nn.functional.normalize(self._users, dim=1)
+                self._items = nn.functional.normalize(self._items, dim=1)
 
     @torch.no_grad()
     def score_users(self, users: torch.Tensor) -> torch.Tensor:

@@ -29,6 +29,8 @@ class Method:
     ``build(ctx)`` returns the trainable model (see ``onebp.model``) for a ``BuildContext``;
     ``params`` is the dataclass of the method's own hyper-parameters (or None); ``defaults`` maps a
     dataset name (or ``"*"``) to setting overrides taken from the method's paper.
+    ``test_overrides`` are settings under which the method learns within a few epochs on the
+    conformance battery's tiny synthetic data (``onebp.conformance``); never used for real runs.
     """
 
     name: str
@@ -38,6 +40,7 @@ class Method:
     citation: str = ""
     summary: str = ""
     module: str = ""
+    test_overrides: Mapping[str, Any] = field(default_factory=dict)
 
 
 _METHODS: dict[str, Method] = {}

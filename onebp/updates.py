@@ -39,6 +39,9 @@ from torch import nn
 
 from onebp.interactions import UserItems
 
+#: largest (batch × items) score matrix the autograd path builds for losses with ``with_all_items``
+FULL_SCORES_LIMIT = 1 << 25
+
 DuplicateUsers = Literal["sequential", "mean", "official"]
 Aggregation = Literal["per_batch", "per_epoch"]
 
@@ -175,10 +178,11 @@ class _Strategy:
     trains_users: bool
 
     def __init__(self, encoder: nn.Module, loss: Any, lr: float, l2: float, fused: bool,
-                 batch_size: int) -> None:
+                 batch_size: int, batch_l2: float = 0.0) -> None:
         self.encoder = encoder
         self.loss = loss
         self.batch_size = batch_size
+        self.batch_l2 = batch_l2
         params = list(encoder.item_parameters())
         if self.trains_users:
             params += list(encoder.user_parameters())
@@ -187,7 +191,8 @@ class _Strategy:
                 p.requires_grad_(False)
         self.params = params
         self.optimizer = make_adam(params, lr, l2)
-        self.fused = fused and getattr(encoder, "plain_tables", False) and hasattr(loss, "value_and_grad")
+        self.fused = (fused and getattr(encoder, "plain_tables", False) and hasattr(loss, "value_and_grad")
+                      and batch_l2 == 0.0)
 
     def begin_epoch(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor | None) -> None:
         self.users, self.pos, self.neg = users, pos, neg
@@ -229,10 +234,31 @@ class _Strategy:
         if not self.trains_users:
             u = u.detach()
         p = enc.item_vectors(pos)
-        n = enc.item_vectors(neg) if neg is not None else None
-        loss = self.loss(u, p, n)
+        n_items = self.encoder.item_table.shape[0]
+        if (neg is not None and hasattr(self.loss, "with_all_items")
+                and len(users) * n_items <= FULL_SCORES_LIMIT):
+            # Many negatives over a small catalogue: one (B, |I|) product and a gather are cheaper
+            # than gathering (B, N, d) negative vectors (same loss value and gradients).
+            all_items = enc.item_vectors(torch.arange(n_items, device=neg.device))
+            loss = self.loss.with_all_items(u, p, all_items, neg)
+        else:
+            n = enc.item_vectors(neg) if neg is not None else None
+            loss = self.loss(u, p, n)
+        if self.batch_l2:
+            loss = loss + self.batch_l2 * self.ego_penalty(users, pos, neg)
         loss.backward()
         return loss.detach()
+
+    def ego_penalty(self, users, pos, neg) -> torch.Tensor:
+        """LightGCN's regulariser: ``½(‖e⁰_u‖² + ‖e⁰_i⁺‖² + ‖e⁰_i⁻‖²) / B`` over the batch's rows of the
+        raw (layer-0) tables; the trained towers only (a OneBP user table is a constant here)."""
+        enc = self.encoder
+        total = enc.item_table[pos].pow(2).sum()
+        if neg is not None:
+            total = total + enc.item_table[neg].pow(2).sum()
+        if self.trains_users:
+            total = total + enc.user_table[users].pow(2).sum()
+        return 0.5 * total / len(users)
 
     def after_step(self, b: int) -> None:
         """Work after the optimizer step (OneBP's aggregation); timed separately by the trainer."""
@@ -270,8 +296,8 @@ class OneBP(_Strategy):
 
     def __init__(self, encoder: nn.Module, loss: Any, lr: float, l2: float, fused: bool,
                  batch_size: int, beta: float, aggregation: Aggregation = "per_batch",
-                 duplicate_users: DuplicateUsers = "sequential") -> None:
-        super().__init__(encoder, loss, lr, l2, fused, batch_size)
+                 duplicate_users: DuplicateUsers = "sequential", batch_l2: float = 0.0) -> None:
+        super().__init__(encoder, loss, lr, l2, fused, batch_size, batch_l2=batch_l2)
         if aggregation not in ("per_batch", "per_epoch"):
             raise ValueError(f"unknown aggregation {aggregation!r}")
         self.beta, self.aggregation, self.duplicate_users = beta, aggregation, duplicate_users
@@ -294,3 +320,40 @@ class OneBP(_Strategy):
         if self.aggregation == "per_epoch":
             enc = self.encoder
             per_epoch_aggregation(enc.user_table.data, enc.item_table.data, train, self.beta)
+
+
+@torch.no_grad()
+def momentum_update(target: list[torch.Tensor], online: list[torch.Tensor], tau: float) -> None:
+    """In place: ``ξ ← τ·ξ + (1−τ)·θ`` for every (target, online) pair (BYOL/BUIR's target network)."""
+    torch._foreach_mul_(target, tau)
+    torch._foreach_add_(target, [p.detach() for p in online], alpha=1.0 - tau)
+
+
+class MomentumTarget(Backprop):
+    """BUIR (Lee et al., SIGIR 2021): online encoder + predictor trained by gradient, a target
+    encoder that follows the online one by momentum (``momentum_update`` after every optimizer
+    step), no negatives.
+
+    The encoder provides ``online_parameters()``, ``target_parameters()`` (aligned lists),
+    ``user_table``/``item_table`` (online), ``target_user``/``target_item`` and ``predictor``; the
+    loss (``onebp.losses.BootstrapLoss``) gets ``(q(u_online), u_target, q(i_online), i_target)``.
+    Like OneBP's user update, the target moves toward the online vectors by an exponential
+    moving average instead of by gradient.
+    """
+
+    def __init__(self, encoder: nn.Module, loss: Any, lr: float, l2: float, batch_size: int,
+                 tau: float) -> None:
+        super().__init__(encoder, loss, lr, l2, False, batch_size)
+        self.tau = tau
+
+    def _autograd_grads(self, users, pos, neg) -> torch.Tensor:
+        enc = self.encoder
+        self.optimizer.zero_grad(set_to_none=True)
+        q = enc.predictor
+        loss = self.loss(q(enc.user_table[users]), enc.target_user[users],
+                         q(enc.item_table[pos]), enc.target_item[pos])
+        loss.backward()
+        return loss.detach()
+
+    def after_step(self, b: int) -> None:
+        momentum_update(self.encoder.target_parameters(), self.encoder.online_parameters(), self.tau)
