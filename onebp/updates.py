@@ -325,8 +325,8 @@ class OneBP(_Strategy):
 @torch.no_grad()
 def momentum_update(target: list[torch.Tensor], online: list[torch.Tensor], tau: float) -> None:
     """In place: ``ξ ← τ·ξ + (1−τ)·θ`` for every (target, online) pair (BYOL/BUIR's target network)."""
-    torch._foreach_mul_(target, tau)
-    torch._foreach_add_(target, [p.detach() for p in online], alpha=1.0 - tau)
+    for t, p in zip(target, online, strict=True):
+        t.mul_(tau).add_(p.detach(), alpha=1.0 - tau)
 
 
 class MomentumTarget(Backprop):
