@@ -1,0 +1,58 @@
+"""Compare a protocol-paper run on the official ML-100K split with the official OneBP code's curve.
+
+    python benchmarks/compare_official.py RUN_DIR [RUN_DIR ...]
+
+Prints, for each run, test Recall/NDCG at the epochs the official reference lists and the best
+over all epochs (chosen on test, as the official code reports), next to the reference figures.
+The reference numbers were measured with the official code (github.com/studentcej/OneBP, seed
+2022, 1 thread) and are copied from the team's data notes (shared/data/README.md); they are data,
+not something this script computes.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+from tabulate import tabulate
+
+# epoch -> (Recall@10, NDCG@10, Recall@20, NDCG@20)
+OFFICIAL = {
+    50: (0.1938, 0.3541, 0.2957, 0.3531),
+    200: (0.2128, 0.3914, 0.3227, 0.3902),
+    500: (0.2324, 0.4336, 0.3533, 0.4294),
+    1000: (0.2392, 0.4444, 0.3629, 0.4407),
+    2000: (0.2448, 0.4483, 0.3690, 0.4457),
+}
+OFFICIAL_BEST = {"recall@20": 0.3743, "ndcg@20": 0.4494}
+COLUMNS = ("recall@10", "ndcg@10", "recall@20", "ndcg@20")
+
+
+def main(run_dirs: list[str]) -> None:
+    for run in map(Path, run_dirs):
+        curve = pd.read_csv(run / "curve.csv").set_index("epoch")
+        metrics = json.loads((run / "metrics.json").read_text())
+        cfg = json.loads((run / "config.json").read_text())
+        if metrics["protocol"] != "paper":
+            raise SystemExit(f"{run}: protocol {metrics['protocol']!r}; this compares protocol paper runs")
+        rows = []
+        for epoch, ref in OFFICIAL.items():
+            if epoch not in curve.index or f"test/{COLUMNS[0]}" not in curve.columns:
+                continue
+            ours = [curve.loc[epoch, f"test/{c}"] for c in COLUMNS]
+            rows.append([epoch, *(f"{o:.4f} ({r:.4f})" for o, r in zip(ours, ref, strict=True))])
+        best = metrics["best_on_test"]
+        epochs = metrics["best_on_test_epoch"]
+        rows.append(["best", "", "",
+                     f"{best['recall@20']:.4f} ({OFFICIAL_BEST['recall@20']:.4f}) @{epochs['recall@20']}",
+                     f"{best['ndcg@20']:.4f} ({OFFICIAL_BEST['ndcg@20']:.4f}) @{epochs['ndcg@20']}"])
+        print(f"\n{run}: method {cfg['method']}, duplicate_users {cfg['duplicate_users']}, seed {cfg['seed']}, "
+              f"{metrics['epochs_run']} epochs, median {metrics['timing']['epoch_seconds_median']:.3f} s/epoch, "
+              f"{metrics['timing']['eval_seconds_median']:.3f} s/eval — ours (official)")
+        print(tabulate(rows, headers=["epoch", *COLUMNS], tablefmt="github"))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
