@@ -50,7 +50,7 @@ def main(run_dirs: list[str]) -> None:
                      f"{best['ndcg@20']:.4f} ({OFFICIAL_BEST['ndcg@20']:.4f}) @{epochs['ndcg@20']}"])
         print(f"\n{run}: method {cfg['method']}, duplicate_users {cfg['duplicate_users']}, seed {cfg['seed']}, "
               f"{metrics['epochs_run']} epochs, median {metrics['timing']['epoch_seconds_median']:.3f} s/epoch, "
-              f"{metrics['timing']['eval_seconds_median']:.3f} s/eval — ours (official)")
+              f"{metrics['timing']['eval_seconds_median']:.3f} s/eval — this run (official OneBP code)")
         print(tabulate(rows, headers=["epoch", *COLUMNS], tablefmt="github"))
 
 
