@@ -10,6 +10,7 @@ Ranking uses the raw dot product, as the official ``full_sort_predict``.
 """
 
 from dataclasses import dataclass
+from typing import Literal
 
 from onebp.losses import DirectAU
 from onebp.methods import compose
@@ -19,12 +20,14 @@ from onebp.registry import Method, register
 @dataclass
 class DirectAUParams:
     gamma: float = 1.0
+    score: Literal["dot", "cosine"] = "dot"  # the official code ranks by the raw dot product
 
 
 register(
     Method(
         name="directau",
-        build=lambda ctx: compose(ctx, "mf", DirectAU(ctx.params["gamma"]), "backprop", sampler="inbatch"),
+        build=lambda ctx: compose(ctx, "mf", DirectAU(ctx.params["gamma"]), "backprop", sampler="inbatch",
+                                  score=ctx.params["score"]),
         params=DirectAUParams,
         defaults={"*": {"n_negatives": 0, "lr": 1e-3, "l2": 1e-6, "batch_size": 256, "dim": 64},
                   "ml-100k": {"dim": 32}, "ml-100k-onebp": {"dim": 32}},
