@@ -85,7 +85,12 @@ class DirectAU:
         return (x - y).pow(2).sum(dim=1).mean()
 
     def uniformity(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.pdist(x, p=2).pow(2).mul(-self.t).exp().mean().log()
+        """``log mean_{a<b} exp(−t‖x_a − x_b‖²)`` for unit rows, from the Gram matrix
+        (``‖x_a − x_b‖² = 2 − 2x_a·x_b``): one GEMM, several times faster than ``torch.pdist`` and
+        its backward on CPU; the mean over a<b equals the mean over a≠b (symmetry)."""
+        n = len(x)
+        e = (2.0 - 2.0 * (x @ x.T)).clamp(min=0.0).mul(-self.t).exp()
+        return ((e.sum() - e.diagonal().sum()) / (n * (n - 1))).log()
 
     def __call__(self, user_vecs, pos_vecs, neg_vecs=None):
         u = F.normalize(user_vecs, dim=-1)
