@@ -247,10 +247,9 @@ class BootstrapMF(nn.Module):
         self.user_table = xavier_table(n_users, dim, generator, device)
         self.item_table = xavier_table(n_items, dim, generator, device)
         self.predictor = nn.Linear(dim, dim).to(device)
-        with torch.no_grad():  # nn.Linear's default init, but drawn from our generator
-            bound = 1.0 / dim**0.5
-            self.predictor.weight.uniform_(-bound, bound, generator=generator)
-            self.predictor.bias.uniform_(-bound, bound, generator=generator)
+        with torch.no_grad():  # as the official BUIR_ID: Xavier-normal weight, N(0, 1) bias
+            nn.init.xavier_normal_(self.predictor.weight, generator=generator)
+            self.predictor.bias.normal_(generator=generator)
         self.target_user = nn.Parameter(self.user_table.detach().clone(), requires_grad=False)
         self.target_item = nn.Parameter(self.item_table.detach().clone(), requires_grad=False)
 
