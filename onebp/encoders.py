@@ -237,6 +237,11 @@ class BootstrapMF(nn.Module):
     online tables by a momentum update (``onebp.updates.MomentumTarget``). Scoring uses the online
     side only: ``s(u, i) = q(e_u)·e_i + e_u·q(e_i)`` — i.e. user vector ``[q(e_u), e_u]`` dotted with
     item vector ``[e_i, q(e_i)]``, so the generic dot-product evaluation applies.
+
+    Deviation: the official BUIR_ID initialises the predictor with a Xavier-normal weight and an
+    N(0, 1) bias; next to Xavier-scaled tables (std ≈ 0.04) that bias dominates q(·) at the start,
+    and on ML-100K (dim 32) it reached only Recall@20 0.083 vs 0.229 with torch's default
+    ``nn.Linear`` init (uniform ±1/√d), which we therefore use.
     """
 
     plain_tables = False
@@ -247,9 +252,10 @@ class BootstrapMF(nn.Module):
         self.user_table = xavier_table(n_users, dim, generator, device)
         self.item_table = xavier_table(n_items, dim, generator, device)
         self.predictor = nn.Linear(dim, dim).to(device)
-        with torch.no_grad():  # as the official BUIR_ID: Xavier-normal weight, N(0, 1) bias
-            nn.init.xavier_normal_(self.predictor.weight, generator=generator)
-            self.predictor.bias.normal_(generator=generator)
+        with torch.no_grad():  # nn.Linear's default init, drawn from our generator (see below)
+            bound = 1.0 / dim**0.5
+            self.predictor.weight.uniform_(-bound, bound, generator=generator)
+            self.predictor.bias.uniform_(-bound, bound, generator=generator)
         self.target_user = nn.Parameter(self.user_table.detach().clone(), requires_grad=False)
         self.target_item = nn.Parameter(self.item_table.detach().clone(), requires_grad=False)
 
