@@ -121,7 +121,7 @@ class Data:
         def part(name: str) -> UserItems:
             return UserItems.from_pairs(split.part(name), n_u, n_i, device)
 
-        train_pairs = torch.as_tensor(split.part("train"), device=device)
+        train_pairs = torch.tensor(split.part("train"), device=device)  # a copy: parts may be read-only
         return cls(
             split,
             part("train"),
