@@ -41,7 +41,7 @@ def test_default_dry_run_jobs(tmp_path: Path) -> None:
     r = snakemake(tmp_path, "-n", "--cores", "8", "--resources", "gpu=2")
     assert r.returncode == 0, r.stderr
     counts = job_counts(r.stdout + r.stderr)
-    datasets, methods, seeds, protocols = 4, 2, 5, 2
+    datasets, methods, seeds, protocols = 4, 9, 5, 2
     beta_points, aggregation_points = 4, 1  # sweep values that differ from the main setting
     assert counts == {
         "download": datasets,
