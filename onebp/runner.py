@@ -16,8 +16,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from onebp.atomic import atomic_write, atomic_write_json
 from onebp.config import TrainConfig, parse_assignments, resolve_config
-from onebp.data.split import atomic_write_json, atomic_write_text, load_split
+from onebp.data.split import load_split
 from onebp.errors import UserError
 from onebp.registry import discover, get_method, method_names
 
@@ -109,7 +110,7 @@ def write_curve(path: Path, rows: list[dict[str, Any]]) -> None:
     writer.writeheader()
     for r in rows:
         writer.writerow({k: ("" if v is None else v) for k, v in r.items()})
-    atomic_write_text(path, buf.getvalue())
+    atomic_write(path, buf.getvalue())
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -133,7 +134,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     test = trainer.test_metrics
     buf = io.BytesIO()
     np.savez_compressed(buf, user=test.users, **test.per_user)
-    atomic_write_text_bytes(out / "per_user_test.npz", buf.getvalue())
+    atomic_write(out / "per_user_test.npz", buf.getvalue())
     write_curve(out / "curve.csv", trainer.state.curve)
     atomic_write_json(out / "metrics.json", metrics)
     print(json.dumps({"out": str(out), "protocol": cfg.protocol, "selected_epoch": metrics["selected_epoch"],
@@ -152,12 +153,6 @@ def _check_finished_run(out: Path, cfg: TrainConfig) -> None:
     if diff:
         raise UserError(f"{out}: finished run with different settings ({', '.join(diff)}); "
                         "use a new --out directory")
-
-
-def atomic_write_text_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

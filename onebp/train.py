@@ -20,10 +20,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import math
-import os
 import resource
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +32,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from onebp.atomic import atomic_path
 from onebp.config import TrainConfig
 from onebp.data.split import Split
 from onebp.errors import UserError
@@ -132,17 +131,6 @@ class Data:
         )
 
 
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 #: settings that do not change results, so a resumed run may differ in them
 NON_RESULT_KEYS = ("device", "threads", "eval_memory_mb", "checkpoint_every")
 
@@ -185,20 +173,26 @@ class Trainer:
         path = self.checkpoint_path()
         if path is None:
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_torch_save(
-            {
-                "config": self.cfg.to_dict(),
-                "model": self.model.state_dict(),
-                "generator": self.generator.get_state(),
-                "state": self.state.__dict__,
-            },
-            path,
-        )
+        with atomic_path(path) as tmp:
+            torch.save(
+                {
+                    "config": self.cfg.to_dict(),
+                    "model": self.model.state_dict(),
+                    "generator": self.generator.get_state(),
+                    "state": self.state.__dict__,
+                },
+                tmp,
+            )
 
     def try_resume(self) -> bool:
         path = self.checkpoint_path()
-        if path is None or not path.exists():
+        if path is None:
+            return False
+        # A process killed while writing a checkpoint leaves its temporary file (never the
+        # checkpoint itself, which is replaced by a rename); sweep those before going on.
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):
+            stale.unlink(missing_ok=True)
+        if not path.exists():
             return False
         # On the host: load_state_dict copies into the live tensors, and generator states are
         # host byte tensors whatever the device.

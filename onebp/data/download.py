@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-import tempfile
 import time
 import zipfile
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from onebp.atomic import atomic_path
 from onebp.data.registry import Dataset, RemoteFile
 from onebp.errors import UserError
 
@@ -122,17 +122,17 @@ def download(
     for attempt in range(retries + 1):
         if attempt:
             time.sleep(backoff * 2 ** (attempt - 1))
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
         try:
-            with os.fdopen(fd, "wb") as out:
-                got, promised = _stream(session, url, out, timeout)
-            if promised is not None and got != promised:
-                raise _Truncated(f"received {got} of {promised} bytes")
-            actual = digests(tmp)
-            problem = _mismatch(actual, expected)
-            if problem:
-                raise DownloadError(f"{url}: checksum mismatch: {problem}; nothing was kept")
-            os.replace(tmp, dest)
+            # Checked before the rename: a short or wrong body never becomes `dest`.
+            with atomic_path(dest, suffix=".part") as tmp:
+                with open(tmp, "wb") as out:
+                    got, promised = _stream(session, url, out, timeout)
+                if promised is not None and got != promised:
+                    raise _Truncated(f"received {got} of {promised} bytes")
+                actual = digests(tmp)
+                problem = _mismatch(actual, expected)
+                if problem:
+                    raise DownloadError(f"{url}: checksum mismatch: {problem}; nothing was kept")
             return actual
         except _Truncated as exc:
             last_error = str(exc)
@@ -143,8 +143,6 @@ def download(
         except requests.exceptions.RequestException as exc:
             # Connection-level failures were already retried by urllib3's Retry.
             raise DownloadError(f"{url}: {type(exc).__name__}: {exc}") from None
-        finally:
-            Path(tmp).unlink(missing_ok=True)
     raise DownloadError(f"{url}: download failed after {retries + 1} attempts: {last_error}; nothing was kept")
 
 
@@ -258,14 +256,8 @@ def _extract(archive: Path, member, folder: Path) -> dict[str, Any]:
         raise UserError(f"{archive}: archive has no member {member.path!r}") from None
     except zipfile.BadZipFile as exc:
         raise UserError(f"{archive}: not a valid zip archive: {exc}") from None
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{member.filename}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(target, suffix=".part") as tmp:
+        tmp.write_bytes(data)
     m_actual = digests(target)
     out: dict[str, Any] = {"member": member.path, "member_actual": m_actual, "path": str(target)}
     if member.sha256 and member.sha256 != m_actual["sha256"]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from onebp.data.split import atomic_write_text
+from onebp.atomic import atomic_write
 from onebp.errors import UserError
 
 
@@ -80,4 +80,4 @@ def write_id_maps(out_dir: str | os.PathLike, user_ids: np.ndarray, item_ids: np
     """``user_map.tsv`` and ``item_map.tsv``: header ``new_id<TAB>original_id``."""
     for name, ids in (("user_map.tsv", user_ids), ("item_map.tsv", item_ids)):
         body = "\n".join(f"{new}\t{orig}" for new, orig in enumerate(ids.tolist()))
-        atomic_write_text(Path(out_dir) / name, "new_id\toriginal_id\n" + body + ("\n" if len(ids) else ""))
+        atomic_write(Path(out_dir) / name, "new_id\toriginal_id\n" + body + ("\n" if len(ids) else ""))

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from onebp.atomic import atomic_path, atomic_write_json
 from onebp.errors import UserError
 
 FORMAT = "onebp-split/1"
@@ -55,36 +55,6 @@ class Split:
     @property
     def has_valid(self) -> bool:
         return "valid" in self.parts and len(self.parts["valid"]) > 0
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same directory and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 def sorted_unique(a: np.ndarray) -> np.ndarray:
@@ -121,15 +91,9 @@ def save_split(split: Split, out_dir: str | os.PathLike) -> Path:
             continue
         pairs = canonical_pairs(split.parts[name])
         counts[name] = int(len(pairs))
-        fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as f:
-                # Same bytes as np.savetxt(fmt="%d", delimiter="\t"), several times faster.
-                pd.DataFrame(pairs, columns=["user", "item"]).to_csv(f, sep="\t", index=False, lineterminator="\n")
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(target) as tmp, open(tmp, "w") as f:
+            # Same bytes as np.savetxt(fmt="%d", delimiter="\t"), several times faster.
+            pd.DataFrame(pairs, columns=["user", "item"]).to_csv(f, sep="\t", index=False, lineterminator="\n")
     meta = {
         "format": FORMAT,
         "name": split.name,

@@ -9,8 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from onebp.atomic import atomic_write_json
 from onebp.data.registry import REGISTRY
-from onebp.data.split import PARTS, Split, atomic_write_json
+from onebp.data.split import PARTS, Split
 
 STATS_FILE = "stats.json"
 
