@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -214,8 +213,3 @@ def csr_from_pairs(pairs: np.ndarray, n_users: int) -> tuple[np.ndarray, np.ndar
     np.cumsum(np.bincount(users, minlength=n_users), out=indptr[1:])
     return indptr, items
 
-
-def user_item_lists(parts: Mapping[str, np.ndarray], name: str, n_users: int) -> list[np.ndarray]:
-    """Per-user item arrays of one part (convenience for tests and reports, not hot paths)."""
-    indptr, indices = csr_from_pairs(parts[name], n_users)
-    return [indices[indptr[u] : indptr[u + 1]] for u in range(n_users)]
