@@ -27,7 +27,9 @@ def test_default_plan() -> None:
     plan = onebp_plan.build(config())
     assert len(plan.splits) == 4 * 2
     main = [r for r in plan.runs if r.setting.startswith("main-")]
-    assert len(main) == 4 * 2 * 5 * 2
+    n_methods = len(cfg_methods := config()["methods"])
+    assert n_methods == 9 and {"onebp", "twobp", "ease"} <= set(cfg_methods)
+    assert len(main) == 4 * n_methods * 5 * 2
     assert plan.sweep_params == ["beta", "aggregation"]
     # The sweep point equal to the main beta (0.99) reuses the main runs.
     tags = {r.setting.rsplit("-", 1)[0] for r in plan.runs if r.dataset == "ml-100k" and r.method == "onebp"}
