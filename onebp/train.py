@@ -217,6 +217,9 @@ class Trainer:
         timer.totals = {}
         n = len(d.train_users)
         n_batches = n // cfg.batch_size if cfg.drop_last else -(-n // cfg.batch_size)
+        if n_batches == 0:
+            raise UserError(f"{n} train interactions, batch_size={cfg.batch_size} and drop_last: no "
+                            "batch to train on; lower batch_size or --set drop_last=false")
         t = timer.now()
         perm = torch.randperm(n, generator=self.generator, device=self.device)
         users, items = d.train_users[perm], d.train_items[perm]

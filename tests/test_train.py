@@ -141,3 +141,9 @@ def test_learns_three_times_most_popular_on_planted_data(method):
     most_pop = full_ranking_metrics(lambda u: popularity.expand(len(u), -1), test, [train, valid])
     out = trainer(planted, method, epochs=40, eval_every=5, patience=5, batch_size=256, dim=16, l2=0.0).fit()
     assert out["test"]["recall@20"] >= 3 * most_pop.mean["recall@20"], (out["test"], most_pop.mean)
+
+
+def test_batch_larger_than_train_set_is_an_error(split):
+    with pytest.raises(UserError, match="no batch to train on"):
+        trainer(split, batch_size=10**6).fit()
+    assert trainer(split, batch_size=10**6, drop_last=False, epochs=1).fit()["epochs_run"] == 1
