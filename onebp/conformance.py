@@ -29,9 +29,9 @@ from typing import Any
 import torch
 
 from onebp.config import TrainConfig, resolve_config
-from onebp.data.split import Split
+from onebp.data.split_format import Split
 from onebp.data.synthetic import SyntheticConfig, synthetic_split
-from onebp.registry import Method
+from onebp.method_spec import Method
 from onebp.train import Trainer
 
 #: shared fast settings for the tiny battery data; a method's ``test_overrides`` win over these

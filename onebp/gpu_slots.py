@@ -67,23 +67,23 @@ def detect_gpus() -> list[str]:
 
 
 @dataclass(frozen=True)
-class Plan:
+class DevicePolicy:
     """What to do before exec: ``mode`` is ``scheduler`` (keep env), ``cpu`` or ``slots``."""
 
     mode: str
     devices: tuple[str, ...] = ()
 
 
-def plan(env: Mapping[str, str]) -> Plan:
+def device_policy(env: Mapping[str, str]) -> DevicePolicy:
     if any(env.get(m) for m in SCHEDULER_MARKERS):
-        return Plan("scheduler")
+        return DevicePolicy("scheduler")
     if "ONEBP_GPUS" in env:  # explicit device list (tests, or to reserve GPUs for others)
         devices = _parse_devices(env["ONEBP_GPUS"])
     elif "CUDA_VISIBLE_DEVICES" in env:
         devices = _parse_devices(env["CUDA_VISIBLE_DEVICES"])
     else:
         devices = detect_gpus()
-    return Plan("slots", tuple(devices)) if devices else Plan("cpu")
+    return DevicePolicy("slots", tuple(devices)) if devices else DevicePolicy("cpu")
 
 
 class Slot:
@@ -137,7 +137,7 @@ def run(cmd: list[str], slots_dir: Path | None = None, timeout: float | None = N
     if not cmd:
         raise UserError("gpu-run: no command given (usage: onebp gpu-run -- CMD ...)")
     env = dict(os.environ)
-    p = plan(env)
+    p = device_policy(env)
     if p.mode == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""
         env["ONEBP_GPU_SLOT"] = "cpu"

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from onebp.data.split import csr_from_pairs
+from onebp.data.split_format import csr_from_pairs
 
 
 @dataclass

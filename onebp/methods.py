@@ -1,5 +1,8 @@
 """Core methods: OneBP, and the builder its TwoBP twin (``baselines/twobp.py``) shares.
 
+``CORE_METHODS`` lists them; ``onebp.registry.discover`` registers them. This module does not
+import the registry (no import circle, no registration as an import side effect).
+
 OneBP and TwoBP differ only in the update strategy: encoder (MF), sampler (uniform, N negatives),
 loss (InfoNCE, temperature τ) are built by the same function from the same settings.
 """
@@ -12,8 +15,8 @@ from torch import nn
 
 from onebp.encoders import MF, LightGCN
 from onebp.losses import InfoNCE
+from onebp.method_spec import Method
 from onebp.model import BuildContext, TwoTowerModel
-from onebp.registry import Method, register
 from onebp.samplers import InBatchNegatives, UniformNegatives
 from onebp.updates import Backprop, OneBP
 
@@ -91,7 +94,7 @@ def build_mf_infonce(ctx: BuildContext, update: str) -> TwoTowerModel:
     return compose(ctx, "mf", InfoNCE(cfg.temperature), update, sampler=sampler)
 
 
-register(
+CORE_METHODS: tuple[Method, ...] = (
     Method(
         name="onebp",
         build=lambda ctx: build_mf_infonce(ctx, "onebp"),
@@ -99,5 +102,5 @@ register(
         citation=CITATION,
         summary="MF + InfoNCE; items by backprop, users by moving aggregation (OneBP)",
         module=__name__,
-    )
+    ),
 )

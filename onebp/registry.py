@@ -1,10 +1,12 @@
 """Method registry: an explicit name → ``Method`` table.
 
-``onebp.methods`` registers the core methods; every ``baselines/<name>.py`` module (next to this
+:func:`discover` fills it, explicitly and once: it registers the core methods listed in
+``onebp.methods.CORE_METHODS``, then imports every ``baselines/<name>.py`` module (next to this
 package, plus any directory in ``ONEBP_BASELINES`` — ``os.pathsep``-separated — or passed to
-``discover``) is imported once and registers its methods by calling ``register(Method(...))``.
+``discover``), each of which registers its methods by calling ``register(Method(...))``.
 Registering a name twice is an error naming both modules. No wildcard imports: discovery imports
-files by path, and what a module registers is all it adds.
+files by path, and what a module registers is all it adds. This module imports no method module at
+import time (``onebp.methods`` does not import it either), so there is no import circle.
 """
 
 from __future__ import annotations
@@ -12,40 +14,21 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 from onebp.errors import UserError
+from onebp.method_spec import Method
+
+__all__ = ["Method", "discover", "get_method", "method_names", "register", "unregister"]
 
 BASELINES_DIR = Path(__file__).resolve().parent.parent / "baselines"
 
 
-@dataclass(frozen=True)
-class Method:
-    """A named composition of encoder, sampler, loss and update strategy.
-
-    ``build(ctx)`` returns the trainable model (see ``onebp.model``) for a ``BuildContext``;
-    ``params`` is the dataclass of the method's own hyper-parameters (or None); ``defaults`` maps a
-    dataset name (or ``"*"``) to setting overrides taken from the method's paper.
-    ``test_overrides`` are settings under which the method learns within a few epochs on the
-    conformance battery's tiny synthetic data (``onebp.conformance``); never used for real runs.
-    """
-
-    name: str
-    build: Callable[[Any], Any]
-    params: type | None = None
-    defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    citation: str = ""
-    summary: str = ""
-    module: str = ""
-    test_overrides: Mapping[str, Any] = field(default_factory=dict)
-
 
 _METHODS: dict[str, Method] = {}
 _LOADED: set[Path] = set()
-_DISCOVERED = False
+_CORE_REGISTERED = False
 
 
 def register(method: Method) -> Method:
@@ -68,13 +51,21 @@ def _caller_module() -> str:
     return frame.f_globals.get("__file__") or frame.f_globals.get("__name__", "?")
 
 
-def discover(extra_dirs: Iterable[str | os.PathLike] = ()) -> None:
-    """Import the core methods and every baselines module not imported yet."""
-    global _DISCOVERED
-    if not _DISCOVERED:
-        import onebp.methods  # noqa: F401  (registers the core methods)
+def register_core_methods() -> None:
+    """Register the methods defined in the package itself (``onebp.methods.CORE_METHODS``), once."""
+    global _CORE_REGISTERED
+    if _CORE_REGISTERED:
+        return
+    from onebp.methods import CORE_METHODS  # imported on first use: `onebp data ...` needs no torch
 
-        _DISCOVERED = True
+    for method in CORE_METHODS:
+        register(method)
+    _CORE_REGISTERED = True
+
+
+def discover(extra_dirs: Iterable[str | os.PathLike] = ()) -> None:
+    """Register the core methods, then import every baselines module not imported yet."""
+    register_core_methods()
     dirs = [BASELINES_DIR, *extra_dirs]
     env = os.environ.get("ONEBP_BASELINES", "")
     dirs += [d for d in env.split(os.pathsep) if d]

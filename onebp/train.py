@@ -34,12 +34,12 @@ from tqdm import tqdm
 
 from onebp.atomic import atomic_path
 from onebp.config import TrainConfig
-from onebp.data.split import Split
+from onebp.data.split_format import Split
 from onebp.errors import UserError
 from onebp.evaluate import RankingMetrics, full_ranking_metrics
 from onebp.interactions import UserItems
+from onebp.method_spec import Method
 from onebp.model import BuildContext
-from onebp.registry import Method
 
 
 class TrainingDiverged(UserError):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from onebp.data.split import save_split
+from onebp.data.split_format import save_split
 from onebp.data.synthetic import SyntheticConfig, synthetic_split
 
 

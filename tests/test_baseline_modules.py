@@ -6,7 +6,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from onebp.classic import EASE
+from onebp.classic_models import EASE
 from onebp.encoders import GraphSpec, LightGCN, normalized_adjacency
 from onebp.interactions import UserItems
 from onebp.losses import CosineContrastive, DirectAU

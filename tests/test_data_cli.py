@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from onebp.cli import main
-from onebp.data import registry
-from onebp.data.registry import Dataset, Expected, Input, Member, RemoteFile
-from onebp.data.split import load_split
+from onebp.data import catalog
+from onebp.data.catalog import Dataset, Expected, Input, Member, RemoteFile
+from onebp.data.split_format import load_split
 
 
 def tiny_udata(n_users: int = 12, n_items: int = 15, seed: int = 0) -> bytes:
@@ -105,7 +105,7 @@ def test_prepare_registry_entry_offline_with_member(tmp_path, monkeypatch, capsy
             member=Member("ml-100k/u.data", "u.data", sha256=sha(udata)))),),
         expected=Expected(12, 999, len(udata.splitlines())),
     )
-    monkeypatch.setitem(registry.REGISTRY, "ml-tiny", entry)
+    monkeypatch.setitem(catalog.REGISTRY, "ml-tiny", entry)
     raw = tmp_path / "raw"
     (raw / "ml-tiny").mkdir(parents=True)
     (raw / "ml-tiny" / "u.data").write_bytes(udata)

@@ -9,8 +9,8 @@ from collections import Counter
 
 import pytest
 
+from onebp.data.catalog import Member, RemoteFile
 from onebp.data.download import DownloadError, FetchOptions, digests, download, fetch_file
-from onebp.data.registry import Member, RemoteFile
 from onebp.errors import UserError
 
 FAST = {"retries": 2, "backoff": 0.001, "timeout": 5.0}

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from onebp.data.split import Split, validate_split
-from onebp.data.splits import SPLIT_KINDS, derive_rng, make_split, per_user_test_size, random_ratio_split
+from onebp.data.split_format import Split, validate_split
+from onebp.data.splitting import SPLIT_KINDS, derive_rng, make_split, per_user_test_size, random_ratio_split
 from onebp.errors import UserError
 
 

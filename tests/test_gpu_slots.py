@@ -40,13 +40,13 @@ def _job(tmp: Path, name: str, sleep: float, env: dict[str, str], *extra: str) -
 
 
 def test_plan_modes() -> None:
-    assert gpu_slots.plan({"SLURM_JOB_ID": "7", "CUDA_VISIBLE_DEVICES": "0"}).mode == "scheduler"
-    assert gpu_slots.plan({"KUBERNETES_SERVICE_HOST": "10.0.0.1"}).mode == "scheduler"
-    assert gpu_slots.plan({"ONEBP_GPUS": ""}).mode == "cpu"
-    assert gpu_slots.plan({"ONEBP_GPUS": "0,1"}) == gpu_slots.Plan("slots", ("0", "1"))
+    assert gpu_slots.device_policy({"SLURM_JOB_ID": "7", "CUDA_VISIBLE_DEVICES": "0"}).mode == "scheduler"
+    assert gpu_slots.device_policy({"KUBERNETES_SERVICE_HOST": "10.0.0.1"}).mode == "scheduler"
+    assert gpu_slots.device_policy({"ONEBP_GPUS": ""}).mode == "cpu"
+    assert gpu_slots.device_policy({"ONEBP_GPUS": "0,1"}) == gpu_slots.DevicePolicy("slots", ("0", "1"))
     # A user's CUDA_VISIBLE_DEVICES narrows the pool; the locks still apply inside it.
-    assert gpu_slots.plan({"CUDA_VISIBLE_DEVICES": "2,3"}) == gpu_slots.Plan("slots", ("2", "3"))
-    assert gpu_slots.plan({"CUDA_VISIBLE_DEVICES": ""}).mode == "cpu"
+    assert gpu_slots.device_policy({"CUDA_VISIBLE_DEVICES": "2,3"}) == gpu_slots.DevicePolicy("slots", ("2", "3"))
+    assert gpu_slots.device_policy({"CUDA_VISIBLE_DEVICES": ""}).mode == "cpu"
 
 
 def test_try_acquire_in_process(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from onebp.config import resolve_config
-from onebp.data.split import load_split
+from onebp.data.split_format import load_split
 from onebp.data.synthetic import SyntheticConfig, synthetic_split
 from onebp.errors import UserError
 from onebp.evaluate import full_ranking_metrics

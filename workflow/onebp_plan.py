@@ -7,7 +7,7 @@ the validated config into
 - one run per dataset × method × setting × protocol × seed:
   ``results/runs/<dataset>/<method>/<setting>/<protocol>/seed<seed>`` (``onebp.report.layout``).
 It also checks what the JSON schema cannot: method names against ``onebp.registry``, dataset names
-against ``onebp.data.registry`` (or a custom source), and every hyper-parameter override against
+against ``onebp.data.catalog`` (or a custom source), and every hyper-parameter override against
 the trainer's own config resolution, so a typo fails at parse time, naming the key.
 """
 
@@ -46,7 +46,7 @@ class Run:
 
 
 @dataclass
-class Plan:
+class StudyPlan:
     config: dict[str, Any]
     splits: dict[tuple[str, str], str] = field(default_factory=dict)  # (dataset, protocol) -> prep id
     prepare_args: dict[tuple[str, str], list[str]] = field(default_factory=dict)
@@ -138,7 +138,7 @@ def known_methods() -> list[str] | None:
 
 
 def _check_names(config: dict[str, Any]) -> None:
-    from onebp.data.registry import REGISTRY
+    from onebp.data.catalog import REGISTRY
 
     opts = config["dataset_options"]
     for ds in config["datasets"]:
@@ -187,12 +187,12 @@ def _check_overrides(where: str, method: str, dataset: str, overrides: dict[str,
     return {**resolved.pop("params", {}), **resolved}
 
 
-def build(config: dict[str, Any]) -> Plan:
+def build(config: dict[str, Any]) -> StudyPlan:
     # A private copy without shared sub-objects (YAML anchors alias the paper's hyper-parameters
     # between methods), so nothing here can see one method's values change through another's.
     config = json.loads(json.dumps(config))
     _check_names(config)
-    plan = Plan(config)
+    plan = StudyPlan(config)
     opts = config["dataset_options"]
     for ds in config["datasets"]:
         o = opts.get(ds, {})

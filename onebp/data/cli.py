@@ -1,6 +1,6 @@
 """``onebp data ...`` subcommands: ``download``, ``prepare``, ``import``, ``stats``, ``synth``.
 
-Datasets are registry entries (``onebp.data.registry``) or custom ones, for data the registry does
+Datasets are registry entries (``onebp.data.catalog``) or custom ones, for data the registry does
 not know or for mirrors (the workflow's smoke preset uses this):
 
 * ``--url URL [--sha256 HEX] --format FMT [--test-url URL --test-sha256 HEX]`` with ``--dataset NAME``
@@ -29,7 +29,7 @@ import argparse
 import dataclasses
 import json
 
-from onebp.data.split import save_split
+from onebp.data.split_format import save_split
 from onebp.data.synthetic import SyntheticConfig, synthetic_split
 from onebp.errors import UserError
 
@@ -92,7 +92,7 @@ def _dataset_args(p: argparse.ArgumentParser) -> None:
 
 
 def _resolve_dataset(args: argparse.Namespace):
-    from onebp.data.registry import custom_dataset, get_dataset, load_dataset_file, with_base_url
+    from onebp.data.catalog import custom_dataset, get_dataset, load_dataset_file, with_base_url
 
     if args.dataset_file:
         ds = load_dataset_file(args.dataset_file)
@@ -178,7 +178,7 @@ def _import(args: argparse.Namespace) -> int:
 def _stats(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from onebp.data.stats import stats_table
+    from onebp.data.dataset_stats import stats_table
 
     if not Path(args.root).is_dir():
         raise UserError(f"{args.root}: no such directory")

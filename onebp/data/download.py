@@ -30,7 +30,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from onebp.atomic import atomic_path
-from onebp.data.registry import Dataset, RemoteFile
+from onebp.data.catalog import Dataset, RemoteFile
 from onebp.errors import UserError
 
 CHUNK = 1 << 20

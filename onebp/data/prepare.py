@@ -20,13 +20,13 @@ import numpy as np
 import pandas as pd
 
 import onebp
+from onebp.data.catalog import SPLIT_KINDS, Dataset
+from onebp.data.dataset_stats import split_stats, write_stats
 from onebp.data.download import FetchOptions, digests, fetch_dataset
 from onebp.data.parsers import parse
 from onebp.data.preprocess import deduplicate, kcore, remap_ids, to_implicit, write_id_maps
-from onebp.data.registry import SPLIT_KINDS, Dataset
-from onebp.data.split import Split, save_split
-from onebp.data.splits import derive_rng, make_split
-from onebp.data.stats import split_stats, write_stats
+from onebp.data.split_format import Split, save_split
+from onebp.data.splitting import derive_rng, make_split
 from onebp.errors import UserError
 
 

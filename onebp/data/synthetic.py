@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from onebp.data.split import Split
-from onebp.data.splits import random_ratio_split
+from onebp.data.split_format import Split
+from onebp.data.splitting import random_ratio_split
 
 
 @dataclass(frozen=True)

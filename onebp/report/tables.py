@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from onebp.report import stats
+from onebp.report import significance
 from onebp.report.layout import MAIN, setting_tag
 
 SEED_MARK = "†"
@@ -70,13 +70,13 @@ def main_table(
         for m, v in per_method.items():
             p_seed = p_user = np.nan
             if m != reference and reference in per_method:
-                p_seed = stats.paired_seed_p(per_method[reference], v)
+                p_seed = significance.paired_seed_p(per_method[reference], v)
                 if user_test:
                     # Pair on the seeds both ran so the per-user averages are comparable.
                     common = set(per_method[reference].index) & set(v.index)
                     ref_runs = g[(g["method"] == reference) & g["seed"].isin(common)]["run_dir"].astype(str)
                     oth_runs = g[(g["method"] == m) & g["seed"].isin(common)]["run_dir"].astype(str)
-                    p_user = stats.paired_user_p(sorted(ref_runs), sorted(oth_runs), f"{metric}@{k}")
+                    p_user = significance.paired_user_p(sorted(ref_runs), sorted(oth_runs), f"{metric}@{k}")
             numbers.append(
                 {
                     "dataset": ds,
@@ -114,8 +114,8 @@ def main_table(
     caption = (
         f"Test {', '.join(NAMES.get(m, m) for m in metrics)} @ {'/'.join(map(str, ks))}, "
         f"protocol {protocol!r} (split {split!r}); mean ± std over seeds; best mean per dataset in bold. "
-        f"{SEED_MARK}: differs from {reference} at p < {alpha} ({stats.SEED_TEST})"
-        + (f"; {USER_MARK}: differs from {reference} at p < {alpha} ({stats.USER_TEST})." if user_test else ".")
+        f"{SEED_MARK}: differs from {reference} at p < {alpha} ({significance.SEED_TEST})"
+        + (f"; {USER_MARK}: differs from {reference} at p < {alpha} ({significance.USER_TEST})." if user_test else ".")
     )
     return Table(cells, num, caption)
 

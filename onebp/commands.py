@@ -18,7 +18,7 @@ from typing import Any
 
 from onebp.atomic import atomic_write, atomic_write_json
 from onebp.config import TrainConfig, parse_assignments, resolve_config
-from onebp.data.split import load_split
+from onebp.data.split_format import load_split
 from onebp.errors import UserError
 from onebp.registry import discover, get_method, method_names
 

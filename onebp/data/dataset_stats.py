@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 
 from onebp.atomic import atomic_write_json
-from onebp.data.registry import REGISTRY
-from onebp.data.split import PARTS, Split
+from onebp.data.catalog import REGISTRY
+from onebp.data.split_format import PARTS, Split
 
 STATS_FILE = "stats.json"
 

@@ -15,7 +15,7 @@ import hashlib
 
 import numpy as np
 
-from onebp.data.split import canonical_pairs
+from onebp.data.split_format import canonical_pairs
 
 
 def per_user_test_size(n: np.ndarray, ratio: float) -> np.ndarray:

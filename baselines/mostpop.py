@@ -1,0 +1,16 @@
+"""``mostpop``: rank items by train popularity, the same list for every user (a non-neural floor).
+
+Fitted in one shot by ``onebp.classic_models.MostPop``; deterministic, so it has no seeds to vary.
+"""
+
+from onebp.classic_models import MostPop
+from onebp.registry import Method, register
+
+register(
+    Method(
+        name="mostpop",
+        build=lambda ctx: MostPop(ctx.train),
+        citation="(popularity ranking; no paper)",
+        summary="most popular train items for everyone (non-neural floor)",
+    )
+)
