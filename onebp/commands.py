@@ -143,7 +143,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _check_finished_run(out: Path, cfg: TrainConfig) -> None:
-    from onebp.train import NON_RESULT_KEYS
+    from onebp.checkpoint import NON_RESULT_KEYS
 
     try:
         old = json.loads((out / "config.json").read_text())
