@@ -31,10 +31,6 @@ class UserItems:
             n_items,
         )
 
-    @property
-    def nnz(self) -> int:
-        return int(self.indices.numel())
-
     def degrees(self) -> torch.Tensor:
         return self.indptr[1:] - self.indptr[:-1]
 

@@ -93,8 +93,8 @@ def test_prepare_custom_url_through_http(http_dir, tmp_path, capsys):
     assert "tiny" in capsys.readouterr().out
 
 
-def test_prepare_registry_entry_offline_with_member(tmp_path, monkeypatch, capsys):
-    """A registry entry (replaced for the test) prepared offline from a placed u.data; the table flags
+def test_prepare_catalog_entry_offline_with_member(tmp_path, monkeypatch, capsys):
+    """A catalog entry (replaced for the test) prepared offline from a placed u.data; the table flags
     the difference from the published statistics."""
     udata = tiny_udata(seed=1)
     entry = Dataset(
@@ -105,7 +105,7 @@ def test_prepare_registry_entry_offline_with_member(tmp_path, monkeypatch, capsy
             member=Member("ml-100k/u.data", "u.data", sha256=sha(udata)))),),
         expected=Expected(12, 999, len(udata.splitlines())),
     )
-    monkeypatch.setitem(catalog.REGISTRY, "ml-tiny", entry)
+    monkeypatch.setitem(catalog.CATALOG, "ml-tiny", entry)
     raw = tmp_path / "raw"
     (raw / "ml-tiny").mkdir(parents=True)
     (raw / "ml-tiny" / "u.data").write_bytes(udata)

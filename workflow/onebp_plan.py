@@ -25,7 +25,6 @@ from onebp.report.layout import MAIN, setting_hash, setting_id, sweep_tag
 # Set by the train rule itself (they are path wildcards or do not change results).
 RULE_KEYS = ("seed", "protocol", "dataset", "threads", "device")
 SOURCE_KEYS = ("url", "sha256", "format", "test_url", "test_sha256", "dataset_file", "base_url")
-PREPARE_KEYS = ("kcore_user", "kcore_item", "min_rating", "split", "test_ratio", "valid_ratio", "seed")
 
 
 class ConfigError(ValueError):
@@ -74,6 +73,12 @@ class StudyPlan:
     def set_args(self, dataset: str, method: str, setting: str) -> str:
         return shlex.join(a for k, v in self.settings[(dataset, method, setting)].items()
                           for a in ("--set", f"{k}={_cli_value(v)}"))
+
+    def resolved(self, dataset: str, method: str, setting: str) -> dict[str, Any]:
+        """What a run of ``setting`` trains with, as ``onebp train`` resolves it: shared defaults →
+        the method's defaults for ``dataset`` (e.g. the paper's table) → the setting's overrides."""
+        overrides = self.settings[(dataset, method, setting)]
+        return _check_overrides(f"{dataset}/{method}/{setting}", method, dataset, overrides)
 
     def run_dirs(self) -> list[str]:
         return [r.run_dir for r in self.runs]
@@ -132,20 +137,20 @@ def _merge(*layers: Mapping[str, Any] | None) -> dict[str, Any]:
 def known_methods() -> list[str] | None:
     try:
         from onebp.registry import method_names
-    except ImportError:  # registry not installed: the trainer reports unknown methods itself
+    except ImportError:  # onebp not installed: the trainer reports unknown methods itself
         return None
     return method_names()
 
 
 def _check_names(config: dict[str, Any]) -> None:
-    from onebp.data.catalog import REGISTRY
+    from onebp.data.catalog import CATALOG
 
     opts = config["dataset_options"]
     for ds in config["datasets"]:
         custom = any(opts.get(ds, {}).get(k) for k in ("url", "dataset_file"))
-        if ds not in REGISTRY and not custom:
+        if ds not in CATALOG and not custom:
             raise ConfigError(
-                f"datasets: unknown dataset {ds!r}; known: {', '.join(sorted(REGISTRY))} "
+                f"datasets: unknown dataset {ds!r}; known: {', '.join(sorted(CATALOG))} "
                 f"(or give dataset_options.{ds}.url/sha256/format or dataset_file)"
             )
     known = known_methods()
@@ -188,8 +193,8 @@ def _check_overrides(where: str, method: str, dataset: str, overrides: dict[str,
 
 
 def build(config: dict[str, Any]) -> StudyPlan:
-    # A private copy without shared sub-objects (YAML anchors alias the paper's hyper-parameters
-    # between methods), so nothing here can see one method's values change through another's.
+    # A private copy without shared sub-objects (a YAML anchor can alias one dict between methods),
+    # so nothing here can see one method's values change through another's.
     config = json.loads(json.dumps(config))
     _check_names(config)
     plan = StudyPlan(config)

@@ -1,1 +1,1 @@
-"""Data: split format, dataset registry, download, parsers, preprocessing, splits."""
+"""Data: the dataset catalog, download, parsers, preprocessing, splitting, the split format."""

@@ -1,14 +1,15 @@
-"""Dataset registry: one frozen entry per public dataset; adding a dataset = adding an entry.
+"""The dataset catalog: one frozen entry per public dataset; adding a dataset = adding an entry
+(docs/adding-a-dataset.md).
 
 An entry pins where the raw files come from (URL, size, checksum), which archive member holds the
 interactions, how to parse them, the default preprocessing (the paper's choices) and the published
-statistics that ``onebp data stats`` compares against (DESIGN.md §3).
+statistics that ``onebp data stats`` compares against (docs/data.md lists them with their sources).
 
 Checksums are either sha256 or, for files served from a git repository (raw.githubusercontent.com),
 the git blob id ``sha1(b"blob " + str(len(data)).encode() + b"\\0" + data)``, which the repository
 itself publishes.
 
-Custom datasets (not in the registry) are built by :func:`custom_dataset` from a plain dict, which is
+Custom datasets (not in the catalog) are built by :func:`custom_dataset` from a plain dict, which is
 what ``--url/--sha256/--format`` on the command line and a ``--dataset-file`` JSON definition produce.
 """
 
@@ -22,9 +23,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from onebp.errors import UserError
-
-SPLIT_KINDS = ("ratio", "temporal", "loo-random", "loo-latest", "given")
-FORMATS = ("u.data", "ratings.dat", "lightgcn", "onebp-csv")
 
 
 @dataclass(frozen=True)
@@ -49,10 +47,6 @@ class RemoteFile:
     git_blob: str | None = None
     member: Member | None = None  # set when the file is a zip archive holding the interactions
 
-    @property
-    def has_checksum(self) -> bool:
-        return bool(self.sha256 or self.git_blob)
-
 
 @dataclass(frozen=True)
 class Input:
@@ -65,10 +59,12 @@ class Input:
 
 @dataclass(frozen=True)
 class Defaults:
+    """A dataset's default preprocessing; ``onebp.data.prepare.PrepareParams`` adds the seed."""
+
     kcore_user: int = 0
     kcore_item: int = 0
     min_rating: float | None = None  # None: every rating is a positive (the paper's choice)
-    split: str = "ratio"
+    split: str = "ratio"  # one of onebp.data.splitting.SPLIT_KINDS
     test_ratio: float = 0.2
     valid_ratio: float = 0.0
 
@@ -93,10 +89,6 @@ class Dataset:
     expected: Expected = field(default_factory=Expected)
     citation: str = ""
     licence: str = ""
-
-    @property
-    def files(self) -> tuple[RemoteFile, ...]:
-        return tuple(inp.file for inp in self.inputs)
 
     @property
     def has_given_split(self) -> bool:
@@ -124,9 +116,9 @@ def _lightgcn(name: str, train_blob: str, test_blob: str, test_size: int) -> tup
     )
 
 
-# The paper merges LightGCN's train+test and re-splits 80/20 per user (DESIGN.md §1), hence
-# split="ratio" as the default for those; `--split given` keeps LightGCN's own split.
-REGISTRY: dict[str, Dataset] = {
+# The paper merges LightGCN's train+test and re-splits 80/20 per user (docs/method.md, "Official
+# data"), hence split="ratio" as the default for those; `--split given` keeps LightGCN's own split.
+CATALOG: dict[str, Dataset] = {
     d.name: d
     for d in (
         Dataset(
@@ -145,10 +137,10 @@ REGISTRY: dict[str, Dataset] = {
                             "ml-100k/u.data",
                             "u.data",
                             size=1979173,
-                            # Member checksum: sha256 of the copy of u.data (canonical size) listed in
-                            # the team's ../shared/data/SHA256SUMS, not published by GroupLens.
+                            # Member checksum: sha256 of a copy of u.data with the canonical size,
+                            # not published by GroupLens (docs/data.md, "Checksums").
                             sha256="06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490",
-                            note="member sha256 from a copy with the canonical size (shared/data/SHA256SUMS)",
+                            note="member sha256 from a copy with the canonical size (docs/data.md)",
                         ),
                     ),
                 ),
@@ -221,8 +213,8 @@ REGISTRY: dict[str, Dataset] = {
             name="ml-100k-onebp",
             description="the 80/20 ML-100K split released with the official OneBP code",
             inputs=(
-                # sha256 values: from the team's ../shared/data/SHA256SUMS (a copy of these files);
-                # the OneBP repository publishes no checksums.
+                # sha256 values measured on a copy of these files (docs/data.md); the OneBP
+                # repository publishes no checksums.
                 Input(
                     "train",
                     "onebp-csv",
@@ -264,12 +256,12 @@ CUSTOM_FORMATS: dict[str, tuple[str, str | None]] = {
 
 
 def get_dataset(name: str) -> Dataset:
-    """The registry entry ``name``; UserError listing the known names otherwise."""
+    """The catalog entry ``name``; UserError listing the known names otherwise."""
     try:
-        return REGISTRY[name]
+        return CATALOG[name]
     except KeyError:
         raise UserError(
-            f"unknown dataset {name!r}; known datasets: {', '.join(sorted(REGISTRY))} "
+            f"unknown dataset {name!r}; known datasets: {', '.join(sorted(CATALOG))} "
             "(or define your own with --url/--sha256/--format or --dataset-file)"
         ) from None
 

@@ -1,16 +1,16 @@
 """``onebp data ...`` subcommands: ``download``, ``prepare``, ``import``, ``stats``, ``synth``.
 
-Datasets are registry entries (``onebp.data.catalog``) or custom ones, for data the registry does
-not know or for mirrors (the workflow's smoke preset uses this):
+Datasets are entries of the dataset catalog (``onebp.data.catalog``) or custom ones, for data the
+catalog does not know or for mirrors (the workflow's smoke preset uses this):
 
 * ``--url URL [--sha256 HEX] --format FMT [--test-url URL --test-sha256 HEX]`` with ``--dataset NAME``
-  naming the custom dataset (its raw folder). FMT is ``ml-100k-zip``, ``ml-1m-zip``, ``u.data``,
-  ``ratings.dat``, ``lightgcn`` or ``onebp-csv``; with ``--test-url`` the two files are a published
+  naming the custom dataset (its raw folder). FMT is a key of ``catalog.CUSTOM_FORMATS``
+  (``ml-100k-zip``, ``u.data``, ``lightgcn``, …); with ``--test-url`` the two files are a published
   train/test split (``--split given`` by default). Without a checksum the file is refused unless
   ``--allow-unverified``.
-* ``--dataset-file FILE``: a JSON definition (see ``registry.custom_dataset``) with several files,
+* ``--dataset-file FILE``: a JSON definition (see ``catalog.custom_dataset``) with several files,
   default preprocessing and expected statistics.
-* ``--base-url URL``: a registry entry fetched from a mirror (``URL/<filename>``), same checksums.
+* ``--base-url URL``: a catalog entry fetched from a mirror (``URL/<filename>``), same checksums.
 
 Examples::
 
@@ -30,6 +30,7 @@ import dataclasses
 import json
 
 from onebp.data.split_format import save_split
+from onebp.data.splitting import SPLIT_KINDS
 from onebp.data.synthetic import SyntheticConfig, synthetic_split
 from onebp.errors import UserError
 
@@ -54,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--kcore-user", type=int, default=None, help="min interactions per user (0 = off)")
     p.add_argument("--kcore-item", type=int, default=None, help="min interactions per item (0 = off)")
     p.add_argument("--min-rating", type=float, default=None, help="keep ratings >= R (default: all)")
-    p.add_argument("--split", default=None, help="ratio | temporal | loo-random | loo-latest | given")
+    p.add_argument("--split", default=None, help=" | ".join(SPLIT_KINDS))
     p.add_argument("--test-ratio", type=float, default=None)
     p.add_argument("--valid-ratio", type=float, default=None)
     p.add_argument("--seed", type=int, default=0)
@@ -76,7 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _dataset_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", help="registry name, or the name of a custom dataset (--url)")
+    p.add_argument("--dataset", help="catalog name, or the name of a custom dataset (--url)")
     p.add_argument("--dataset-file", help="JSON definition of a custom dataset")
     p.add_argument("--raw-dir", required=True, help="raw files live in RAW_DIR/<dataset>/")
     p.add_argument("--offline", action="store_true", help="never fetch; use files placed in RAW_DIR")
@@ -86,13 +87,19 @@ def _dataset_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", dest="fmt", help="custom dataset: file format")
     p.add_argument("--test-url", help="custom dataset: URL of the published test file")
     p.add_argument("--test-sha256", help="custom dataset: expected sha256 of --test-url")
-    p.add_argument("--base-url", help="fetch a registry entry's files from BASE_URL/<filename>")
+    p.add_argument("--base-url", help="fetch a catalog entry's files from BASE_URL/<filename>")
     p.add_argument("--retries", type=int, default=4)
     p.add_argument("--backoff", type=float, default=1.0, help="retry backoff factor in seconds")
 
 
 def _resolve_dataset(args: argparse.Namespace):
-    from onebp.data.catalog import custom_dataset, get_dataset, load_dataset_file, with_base_url
+    from onebp.data.catalog import (
+        CUSTOM_FORMATS,
+        custom_dataset,
+        get_dataset,
+        load_dataset_file,
+        with_base_url,
+    )
 
     if args.dataset_file:
         ds = load_dataset_file(args.dataset_file)
@@ -103,7 +110,7 @@ def _resolve_dataset(args: argparse.Namespace):
         if not args.dataset:
             raise UserError("--url needs --dataset NAME (the custom dataset's name)")
         if not args.fmt:
-            raise UserError("--url needs --format (ml-100k-zip, ml-1m-zip, u.data, ratings.dat, lightgcn, onebp-csv)")
+            raise UserError(f"--url needs --format ({', '.join(CUSTOM_FORMATS)})")
         files = [{"role": "train" if args.test_url else "all", "format": args.fmt, "url": args.url, "sha256": args.sha256}]
         if args.test_url:
             files.append({"role": "test", "format": args.fmt, "url": args.test_url, "sha256": args.test_sha256})
@@ -144,20 +151,9 @@ def _prepare(args: argparse.Namespace) -> int:
     from onebp.data.prepare import PrepareParams, prepare
 
     ds = _resolve_dataset(args)
-    d = ds.defaults
-
-    def pick(value, default):
-        return default if value is None else value
-
-    params = PrepareParams(
-        kcore_user=pick(args.kcore_user, d.kcore_user),
-        kcore_item=pick(args.kcore_item, d.kcore_item),
-        min_rating=pick(args.min_rating, d.min_rating),
-        split=pick(args.split, d.split),
-        test_ratio=pick(args.test_ratio, d.test_ratio),
-        valid_ratio=pick(args.valid_ratio, d.valid_ratio),
-        seed=args.seed,
-    )
+    # Options left unset take the dataset's own defaults.
+    params = PrepareParams.from_defaults(ds.defaults, seed=args.seed, **{
+        f.name: getattr(args, f.name) for f in dataclasses.fields(ds.defaults)})
     stats = prepare(ds, args.raw_dir, args.out, params, _fetch_options(args))
     print(json.dumps({"out": args.out, "n_users": stats["n_users"], "n_items": stats["n_items"],
                       **{k: v["n_interactions"] for k, v in stats["parts"].items()}}))

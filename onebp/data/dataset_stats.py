@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from onebp.atomic import atomic_write_json
-from onebp.data.catalog import REGISTRY
+from onebp.data.catalog import CATALOG
 from onebp.data.split_format import PARTS, Split
 
 STATS_FILE = "stats.json"
@@ -62,7 +62,7 @@ def write_stats(out_dir: str | os.PathLike, stats: dict[str, Any]) -> None:
 
 def _published(meta: dict[str, Any]) -> dict[str, int | None]:
     prov = meta.get("provenance", {})
-    ds = REGISTRY.get(str(prov.get("dataset", "")))
+    ds = CATALOG.get(str(prov.get("dataset", "")))
     exp = ds.expected if ds else None
     pub = {
         "users": exp.n_users if exp else None,

@@ -12,7 +12,7 @@ folder that is not a split rather than a stale-looking complete one.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -20,25 +20,31 @@ import numpy as np
 import pandas as pd
 
 import onebp
-from onebp.data.catalog import SPLIT_KINDS, Dataset
+from onebp.data.catalog import Dataset, Defaults
 from onebp.data.dataset_stats import split_stats, write_stats
 from onebp.data.download import FetchOptions, digests, fetch_dataset
 from onebp.data.parsers import parse
 from onebp.data.preprocess import deduplicate, kcore, remap_ids, to_implicit, write_id_maps
 from onebp.data.split_format import Split, save_split
-from onebp.data.splitting import derive_rng, make_split
+from onebp.data.splitting import SPLIT_KINDS, derive_rng, make_split
 from onebp.errors import UserError
 
 
 @dataclass(frozen=True)
-class PrepareParams:
-    kcore_user: int = 0
-    kcore_item: int = 0
-    min_rating: float | None = None
-    split: str = "ratio"
-    test_ratio: float = 0.2
-    valid_ratio: float = 0.0
+class PrepareParams(Defaults):
+    """The preprocessing parameters of one ``prepare``: the fields (and defaults) of a catalog
+    entry's :class:`~onebp.data.catalog.Defaults`, plus the seed of the random split. The one list
+    of prepare parameters: the command line and the workflow's config schema follow it (checked by
+    tests/test_config_schema.py)."""
+
     seed: int = 0
+
+    @classmethod
+    def from_defaults(cls, defaults: Defaults, seed: int = 0, **overrides: Any) -> PrepareParams:
+        """``defaults`` with the ``overrides`` that are not None (unset command-line options)."""
+        values = {f.name: getattr(defaults, f.name) for f in fields(Defaults)}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values, seed=seed)
 
     def check(self) -> None:
         if self.split not in SPLIT_KINDS:

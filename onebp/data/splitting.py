@@ -124,6 +124,8 @@ def _contains(haystack: np.ndarray, needles: np.ndarray) -> np.ndarray:
     return sorted_keys[pos] == needles
 
 
+# The split kinds; the command line, the dataset catalog and the workflow's config schema read
+# (or are tested against) this tuple.
 SPLIT_KINDS = ("ratio", "temporal", "loo-random", "loo-latest", "given")
 
 

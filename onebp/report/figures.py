@@ -22,8 +22,6 @@ import seaborn as sns  # noqa: E402
 
 from onebp.report.layout import MAIN, setting_tag  # noqa: E402
 
-FIGURES = ("curves", "time_quality", "epoch_time", "memory")
-
 
 def _save(fig: plt.Figure, out_dir: Path, name: str) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -40,11 +40,6 @@ def setting_tag(setting: str) -> str:
     return setting.rsplit("-", 1)[0] if "-" in setting else setting
 
 
-def sweep_param(setting: str) -> str | None:
-    tag = setting_tag(setting)
-    return tag.split("=", 1)[0] if "=" in tag else None
-
-
 def setting_of(run_dir: str | Path) -> str:
     """The ``<setting>`` path component of a run directory (``main`` for other layouts)."""
     parts = Path(run_dir).parts
