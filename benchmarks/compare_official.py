@@ -5,8 +5,8 @@
 Prints, for each run, test Recall/NDCG at the epochs the official reference lists and the best
 over all epochs (chosen on test, as the official code reports), next to the reference figures.
 The reference numbers were measured with the official code (github.com/studentcej/OneBP, seed
-2022, 1 thread) and are copied from the team's data notes (shared/data/README.md); they are data,
-not something this script computes.
+2022, 1 thread) and are listed with their setting in docs/method.md (tests/test_docs.py keeps the
+two equal); they are data, not something this script computes.
 """
 
 from __future__ import annotations

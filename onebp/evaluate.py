@@ -1,4 +1,4 @@
-"""Full-ranking top-K evaluation (DESIGN.md §1, "Official evaluation").
+"""Full-ranking top-K evaluation (docs/method.md, "Official evaluation").
 
 Every evaluated user's held-out items are looked for in a ranking over *all* items, after the items of
 the ``exclude`` parts (train; plus valid when testing) are masked with ``-inf``. Relevance is binary.

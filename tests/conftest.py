@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny synthetic splits written to a temporary directory (no network, no ../shared)."""
+"""Shared fixtures: tiny synthetic splits written to a temporary directory (no network, no data
+from outside the repository)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,123 @@
+"""The docs in docs/ restate facts whose home is the code; these tests keep the two equal.
+
+Each checked table in a doc follows a marker comment ``<!-- name: ... -->``. Also: every relative
+link in the Markdown files resolves, and nothing points outside the repository.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+import pytest
+
+from onebp.data.catalog import CATALOG
+from onebp.methods import PAPER_DEFAULTS
+
+REPO = Path(__file__).resolve().parent.parent
+DOCS = REPO / "docs"
+
+
+def table_after(doc: Path, marker: str) -> list[dict[str, str]]:
+    """The Markdown table right after ``<!-- marker: ... -->`` as a list of {header: cell}."""
+    lines = doc.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"<!-- {marker}:"))
+    rows = []
+    for line in lines[start + 1:]:
+        if not line.startswith("|"):
+            break
+        rows.append([c.strip() for c in line.strip().strip("|").split("|")])
+    header, _rule, *body = rows
+    return [dict(zip(header, r, strict=True)) for r in body]
+
+
+def _number(cell: str) -> float | None:
+    return float(cell) if cell else None
+
+
+def test_method_hyper_parameter_table_is_paper_defaults() -> None:
+    rows = table_after(DOCS / "method.md", "paper-hyper-parameters")
+    assert [r["dataset"] for r in rows] == ["ml-100k", "ml-1m", "gowalla", "yelp2018"]
+    for r in rows:
+        assert PAPER_DEFAULTS[r["dataset"]] == {
+            "l2": float(r["l2"]), "lr": float(r["lr"]), "dim": int(r["dim"]), "beta": float(r["β"]),
+            "epochs": int(r["epochs"]),
+        }, r
+
+
+def test_method_reference_curve_is_compare_officials() -> None:
+    spec = importlib.util.spec_from_file_location("compare_official", REPO / "benchmarks" / "compare_official.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rows = table_after(DOCS / "method.md", "official-curve")
+    cols = ("Recall@10", "NDCG@10", "Recall@20", "NDCG@20")
+    curve = {int(r["epoch"]): tuple(float(r[c]) for c in cols) for r in rows if r["epoch"].isdigit()}
+    assert curve == module.OFFICIAL
+    best = next(r for r in rows if r["epoch"].startswith("best"))
+    assert {"recall@20": float(best["Recall@20"]), "ndcg@20": float(best["NDCG@20"])} == module.OFFICIAL_BEST
+
+
+def test_data_files_table_is_the_catalog() -> None:
+    expected = []
+    for ds in CATALOG.values():
+        for inp in ds.inputs:
+            f = inp.file
+            check = f"sha256 {f.sha256}" if f.sha256 else f"git blob {f.git_blob}" if f.git_blob else ""
+            expected.append((ds.name, f.filename, f.url, f.size, check))
+            if f.member:
+                m = f.member
+                expected.append((ds.name, f"{m.path} (zip member)", "", m.size,
+                                 f"sha256 {m.sha256}" if m.sha256 else ""))
+    rows = table_after(DOCS / "data.md", "catalog-files")
+    got = [(r["dataset"], r["file"], r["URL"], int(r["size (bytes)"]) if r["size (bytes)"] else None, r["checksum"])
+           for r in rows]
+    assert got == expected
+
+
+def test_data_statistics_table_is_the_catalog() -> None:
+    rows = table_after(DOCS / "data.md", "catalog-statistics")
+    got = {r["dataset"]: tuple(_number(r[c]) for c in ("users", "items", "interactions", "train", "test"))
+           for r in rows}
+    expected = {name: (e.n_users, e.n_items, e.n_interactions, e.n_train, e.n_test)
+                for name, e in ((ds.name, ds.expected) for ds in CATALOG.values())}
+    assert got == expected
+
+
+SKIP = {".git", ".venv", ".snakemake", "data", "results", ".pytest_cache"}  # generated or not ours
+
+
+def _repo_files(*patterns: str) -> list[Path]:
+    """Source and documentation files of the repository (no git needed: CI may test an export)."""
+    out = set()
+    for pattern in patterns:
+        out |= {p for p in REPO.rglob(pattern) if p.is_file() and not SKIP & set(p.relative_to(REPO).parts)}
+    return sorted(out)
+
+
+def _markdown_files() -> list[Path]:
+    return _repo_files("*.md") + [REPO / "results" / "README.md"]
+
+
+@pytest.mark.parametrize("doc", _markdown_files(), ids=lambda p: str(p.relative_to(REPO)))
+def test_relative_links_resolve(doc: Path) -> None:
+    broken = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", doc.read_text()):
+        if re.match(r"[a-z]+:", target) or target.startswith("#"):
+            continue
+        path = (doc.parent / target.split("#", 1)[0]).resolve()
+        if not path.exists():
+            broken.append(target)
+        elif not path.is_relative_to(REPO):
+            broken.append(f"{target} (outside the repository)")
+    assert not broken, f"{doc.relative_to(REPO)}: broken links {broken}"
+
+
+def test_nothing_cites_files_outside_the_repository() -> None:
+    """The design notes and checksum lists of the team's shared folder are not part of the
+    repository; what a reader needs from them lives in docs/."""
+    pattern = re.compile(r"DESIGN\.md|SHA256SUMS|\.\./shared")
+    files = _repo_files("*.py", "*.md", "*.yaml", "*.smk", "*.rst", "Snakefile", "*.toml")
+    hits = [f"{p.relative_to(REPO)}:{n}" for p in files if p.name != "test_docs.py"
+            for n, line in enumerate(p.read_text(errors="replace").splitlines(), 1) if pattern.search(line)]
+    assert not hits, hits
