@@ -11,6 +11,7 @@ paper's MF baseline) we use Adam (lr 1e-3) with weight decay, and the fused MF p
 from onebp.losses import BPR
 from onebp.methods import compose
 from onebp.registry import Method, register
+from onebp.search_space import LEARNING_RATE, WEIGHT_DECAY
 
 register(
     Method(
@@ -21,5 +22,6 @@ register(
         citation="Rendle et al. BPR: Bayesian Personalized Ranking from Implicit Feedback. UAI 2009.",
         summary="MF + BPR (1 uniform negative); both towers by backprop",
         test_overrides={"lr": 0.02, "l2": 0.0},
+        search_space={"lr": LEARNING_RATE, "l2": WEIGHT_DECAY},
     )
 )

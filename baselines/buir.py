@@ -17,6 +17,7 @@ from onebp.losses import BootstrapLoss
 from onebp.model import TwoTowerModel
 from onebp.registry import Method, register
 from onebp.samplers import InBatchNegatives
+from onebp.search_space import LEARNING_RATE, WEIGHT_DECAY, Uniform
 from onebp.updates import MomentumTarget
 
 
@@ -43,5 +44,6 @@ register(
                  "Filtering. SIGIR 2021.",
         summary="BUIR: online/target MF with momentum target and predictor, no negatives",
         test_overrides={"lr": 0.01, "batch_size": 128, "tau": 0.9},
+        search_space={"lr": LEARNING_RATE, "l2": WEIGHT_DECAY, "tau": Uniform(0.9, 0.999)},
     )
 )

@@ -15,6 +15,7 @@ from typing import Literal
 from onebp.losses import DirectAU
 from onebp.methods import compose
 from onebp.registry import Method, register
+from onebp.search_space import LEARNING_RATE, WEIGHT_DECAY, LogUniform
 
 
 @dataclass
@@ -35,5 +36,7 @@ register(
                  "Filtering. KDD 2022.",
         summary="MF + DirectAU (alignment + γ·uniformity, in-batch); both towers by backprop",
         test_overrides={"lr": 0.01, "batch_size": 128},
+        # γ over the paper's range (0.05 … 10) and its weight-decay grid {0, 1e-8 … 1e-4} ⊂ WEIGHT_DECAY
+        search_space={"lr": LEARNING_RATE, "l2": WEIGHT_DECAY, "gamma": LogUniform(0.05, 10.0)},
     )
 )

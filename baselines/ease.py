@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from onebp.classic_models import EASE
 from onebp.registry import Method, register
+from onebp.search_space import LogUniform
 
 
 @dataclass
@@ -23,5 +24,6 @@ register(
         citation="Steck. Embarrassingly Shallow Autoencoders for Sparse Data. WWW 2019.",
         summary="EASE closed-form item-item model (non-neural floor)",
         test_overrides={"lam": 10.0},
+        search_space={"lam": LogUniform(1.0, 5000.0)},  # λ; the paper tunes it per dataset
     )
 )

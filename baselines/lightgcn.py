@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from onebp.losses import BPR
 from onebp.methods import compose
 from onebp.registry import Method, register
+from onebp.search_space import LEARNING_RATE, IntRange, LogUniform
 
 
 @dataclass
@@ -41,5 +42,8 @@ register(
                  "Recommendation. SIGIR 2020.",
         summary="LightGCN (3 layers, mean combination) + BPR; both towers by backprop",
         test_overrides={"lr": 0.02, "batch_size": 256},
+        # The paper tunes the layer-0 penalty (1e-6 … 1e-2) and the depth (1 … 4); Adam weight
+        # decay stays 0 as in the official code (the penalty replaces it).
+        search_space={"lr": LEARNING_RATE, "ego_l2": LogUniform(1e-6, 1e-2), "n_layers": IntRange(1, 4)},
     )
 )

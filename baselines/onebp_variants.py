@@ -19,10 +19,12 @@ only the item tower by gradient, so the loss must contain a positive term that p
 """
 
 from onebp.losses import BPR, DirectAU, InfoNCE
-from onebp.methods import CITATION, PAPER_DEFAULTS, compose
+from onebp.methods import CITATION, ONEBP_SPACE, PAPER_DEFAULTS, compose
 from onebp.registry import Method, register
 
 FAST = {"lr": 0.01, "l2": 0.0, "batch_size": 128, "beta": 0.9}
+#: OneBP's space without τ, for the variants whose loss has no temperature
+NO_TEMPERATURE = {k: v for k, v in ONEBP_SPACE.items() if k != "temperature"}
 
 register(
     Method(
@@ -32,6 +34,7 @@ register(
         citation=CITATION,
         summary="OneBP update with a 3-layer LightGCN encoder, InfoNCE",
         test_overrides=FAST,
+        search_space=ONEBP_SPACE,
     )
 )
 register(
@@ -42,6 +45,7 @@ register(
         citation=CITATION,
         summary="OneBP update with MF + BPR (1 negative)",
         test_overrides=FAST,
+        search_space=NO_TEMPERATURE,
     )
 )
 register(
@@ -53,5 +57,6 @@ register(
         citation=CITATION,
         summary="OneBP update with MF + DirectAU (user uniformity inert: users get no gradient)",
         test_overrides=FAST,
+        search_space=NO_TEMPERATURE,
     )
 )

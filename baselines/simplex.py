@@ -18,6 +18,7 @@ from onebp.encoders import HistoryAggregation
 from onebp.losses import CosineContrastive
 from onebp.methods import compose
 from onebp.registry import Method, register
+from onebp.search_space import LEARNING_RATE, WEIGHT_DECAY, LogUniform, Uniform
 
 #: ML-100K (ours, not the paper's): 100 negatives, lr 1e-3; margin 0.5 and weight 10 chosen on the
 #: validation part from two 20-epoch probes (paper values 0.9/150: valid NDCG@20 0.11; 0.5/10: 0.21)
@@ -52,5 +53,8 @@ register(
         summary="SimpleX: history-aggregated users + cosine contrastive loss, many negatives",
         test_overrides={"lr": 0.01, "n_negatives": 20, "batch_size": 128, "margin": 0.5,
                         "negative_weight": 10.0},
+        # The paper tunes margin, negative weight and g per dataset.
+        search_space={"lr": LEARNING_RATE, "l2": WEIGHT_DECAY, "margin": Uniform(0.0, 0.95),
+                      "negative_weight": LogUniform(1.0, 300.0), "history_weight": Uniform(0.0, 1.0)},
     )
 )

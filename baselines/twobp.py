@@ -6,7 +6,7 @@ Per-dataset defaults are OneBP's official ones, so the two differ only in the up
 Cited: Chen & Wang, One Backpropagation in Two Tower Recommendation Models (2024).
 """
 
-from onebp.methods import CITATION, PAPER_DEFAULTS, build_mf_infonce
+from onebp.methods import CITATION, PAPER_DEFAULTS, TWOBP_SPACE, build_mf_infonce
 from onebp.registry import Method, register
 
 register(
@@ -16,5 +16,6 @@ register(
         defaults=PAPER_DEFAULTS,
         citation=CITATION,
         summary="MF + InfoNCE; both towers by backprop (OneBP's TwoBP twin)",
+        search_space=TWOBP_SPACE,  # OneBP's minus β: the twins are tuned over the same settings
     )
 )

@@ -35,6 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--method", required=True, help="method name (see `onebp methods`)")
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a setting (repeatable)")
+        p.add_argument("--params-file", metavar="JSON",
+                       help="settings from a JSON object, or a tuning's best.json (its params); "
+                            "applied before --set")
         p.add_argument("--baselines", action="append", default=[], metavar="DIR",
                        help="also load method modules from DIR (repeatable; env ONEBP_BASELINES too)")
         if name == "train":
@@ -60,8 +63,13 @@ def cmd_methods(args: argparse.Namespace) -> int:
 def _config(args: argparse.Namespace, split_name: str) -> tuple[Any, TrainConfig]:
     discover(args.baselines)
     method = get_method(args.method)
-    cfg = resolve_config(method.name, method.params, method.defaults, split_name,
-                         parse_assignments(args.set))
+    overrides: dict[str, Any] = {}
+    if getattr(args, "params_file", None):
+        from onebp.tuning import read_params_file
+
+        overrides.update(read_params_file(args.params_file))
+    overrides.update(parse_assignments(args.set))
+    cfg = resolve_config(method.name, method.params, method.defaults, split_name, overrides)
     return method, cfg
 
 
@@ -116,7 +124,7 @@ def write_curve(path: Path, rows: list[dict[str, Any]]) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from onebp.train import Trainer
+    from onebp.train import Trainer, TrainingDiverged
 
     split = load_split(args.data)
     method, cfg = _config(args, split.name)
@@ -128,14 +136,28 @@ def cmd_train(args: argparse.Namespace) -> int:
     trainer = Trainer(method, cfg, split, run_dir=out)  # may refuse the data: before any write
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "config.json", {**cfg.to_dict(), "data": str(Path(args.data).resolve()),
-                                            "split": split.name, "citation": method.citation})
+                                            "split": split.name, "citation": method.citation,
+                                            "derived_seeds": trainer.seeds})
     atomic_write_json(out / "env.json", environment(trainer.device))
-    metrics = trainer.fit()
+    try:
+        metrics = trainer.fit()
+    except TrainingDiverged as exc:
+        if not cfg.tuning_trial:
+            raise
+        # A drawn setting that diverges is a result of tuning (a bad point), not a failed job.
+        metrics = {"method": cfg.method, "dataset": cfg.dataset, "seed": cfg.seed, "tuning_trial": True,
+                   "status": "diverged", "error": str(exc), "epochs_run": trainer.state.epoch, "valid": {}}
+    write_curve(out / "curve.csv", trainer.state.curve)
+    if cfg.tuning_trial:  # no test metrics exist for a trial
+        atomic_write_json(out / "metrics.json", metrics)
+        print(json.dumps({"out": str(out), "tuning_trial": True, "status": metrics.get("status", "ok"),
+                          "selected_epoch": metrics.get("selected_epoch"),
+                          f"valid/{cfg.select_metric}": metrics["valid"].get(cfg.select_metric)}))
+        return 0
     test = trainer.test_metrics
     buf = io.BytesIO()
     np.savez_compressed(buf, user=test.users, **test.per_user)
     atomic_write(out / "per_user_test.npz", buf.getvalue())
-    write_curve(out / "curve.csv", trainer.state.curve)
     atomic_write_json(out / "metrics.json", metrics)
     print(json.dumps({"out": str(out), "protocol": cfg.protocol, "selected_epoch": metrics["selected_epoch"],
                       "test": {k: round(v, 4) for k, v in metrics["test"].items() if k.endswith("@20")}}))

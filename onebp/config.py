@@ -40,13 +40,19 @@ class TrainConfig:
     duplicate_users: Literal["sequential", "mean", "official"] = "sequential"
     fused: bool = True  # hand-written gradients where the encoder/loss allow (same numbers)
     eval_every: int = 5
-    patience: int = 40  # evaluations without improvement before stopping (clean protocol)
+    # Early stopping (protocol clean), in epochs so that it does not depend on eval_every: stop once
+    # patience_epochs epochs have passed since the best validation value, but never before min_epochs.
+    patience_epochs: int = 300
+    min_epochs: int = 0
     select_metric: str = "ndcg@20"
     ks: tuple[int, ...] = (5, 10, 20)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = 0  # torch intra-op threads; 0 = leave torch's default
     eval_memory_mb: float = 256.0
     checkpoint_every: int = 0  # epochs between checkpoints; 0 = at every evaluation
+    # A tuning trial: trains on train, selects on validation, and never evaluates the test part
+    # (the trainer refuses to; onebp.tuning).
+    tuning_trial: bool = False
     params: dict[str, Any] = field(default_factory=dict)  # the method's own hyper-parameters
 
     def to_dict(self) -> dict[str, Any]:
@@ -55,9 +61,24 @@ class TrainConfig:
         return out
 
 
+#: settings that no longer exist, and what replaces them
+RENAMED = {
+    "patience": "use patience_epochs (epochs without improvement, e.g. eval_every × the old "
+                "number of evaluations) and optionally min_epochs",
+}
+
+
 def _field_types(cls: type) -> dict[str, Any]:
     hints = typing.get_type_hints(cls)
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def setting_types(params_cls: type | None) -> dict[str, Any]:
+    """Every setting a method accepts (shared ones and its own params) → its type."""
+    shared = _field_types(TrainConfig)
+    for key in ("params", "method"):
+        shared.pop(key)
+    return {**shared, **(_field_types(params_cls) if params_cls is not None else {})}
 
 
 def parse_value(key: str, raw: Any, typ: Any) -> Any:
@@ -135,6 +156,8 @@ def resolve_config(
     values: dict[str, Any] = {}
     for layer in layers:
         for key, raw in layer.items():
+            if key in RENAMED:
+                raise UserError(f"setting {key!r} was replaced: {RENAMED[key]}")
             if key not in known:
                 raise UserError(
                     f"unknown setting {key!r} for method {method_name!r}; known: {', '.join(sorted(known))}"
@@ -150,10 +173,13 @@ def resolve_config(
 
 
 def validate_config(cfg: TrainConfig) -> None:
-    positive = ("epochs", "batch_size", "dim", "eval_every", "patience")
+    positive = ("epochs", "batch_size", "dim", "eval_every", "patience_epochs", "min_epochs")
     for key in positive:
-        if getattr(cfg, key) < (0 if key == "epochs" else 1):
+        if getattr(cfg, key) < (0 if key in ("epochs", "min_epochs") else 1):
             raise UserError(f"setting {key}={getattr(cfg, key)} must be positive")
+    if cfg.tuning_trial and cfg.protocol != "clean":
+        raise UserError("setting tuning_trial=true needs protocol clean (a trial selects on validation "
+                        "and never sees the test part)")
     if not 0.0 <= cfg.beta <= 1.0:
         raise UserError(f"setting beta={cfg.beta} must lie in [0, 1]")
     if cfg.temperature <= 0:

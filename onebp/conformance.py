@@ -15,7 +15,10 @@ the battery's fast settings (``BATTERY``) merged with the method's own ``test_ov
 * ``check_deterministic`` — same seed → identical scores; (iterative) another seed → different;
 * ``check_checkpoint`` — ``state_dict`` → ``torch.save``/``load`` → a freshly built model (other
   seed) → ``load_state_dict`` gives the same scores;
-* ``check_learns`` — test Recall@20 above a most-popular ranking's on planted data.
+* ``check_learns`` — test Recall@20 above a most-popular ranking's on planted data;
+* ``check_space_extremes`` — at the corners of the method's search space (all lows, all highs, and
+  each setting alone at either end) a few epochs give finite losses and finite scores: tuning may
+  draw any of these, so none may crash or produce NaN.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from onebp.train import Trainer
 
 #: shared fast settings for the tiny battery data; a method's ``test_overrides`` win over these
 BATTERY: dict[str, Any] = {
-    "epochs": 30, "eval_every": 5, "patience": 3, "batch_size": 128, "dim": 16, "threads": 1,
+    "epochs": 30, "eval_every": 5, "patience_epochs": 15, "batch_size": 128, "dim": 16, "threads": 1,
     "device": "cpu", "eval_memory_mb": 16.0,
 }
 
@@ -228,6 +231,29 @@ def check_learns(method: Method, split: Split, margin: float = 0.02) -> tuple[fl
         raise AssertionError(f"method {method.name!r}: test Recall@20 {recall:.4f} is not above "
                              f"most-popular's {floor:.4f} + {margin} on planted data")
     return recall, floor
+
+
+def space_corners(method: Method) -> list[dict[str, Any]]:
+    """All lows, all highs, then each setting alone at its low and its high end."""
+    ends = {k: dim.extremes() for k, dim in method.search_space.items()}
+    if not ends:
+        return []
+    corners = [{k: lo for k, (lo, _) in ends.items()}, {k: hi for k, (_, hi) in ends.items()}]
+    return corners + [{k: e} for k, pair in ends.items() for e in pair]
+
+
+def check_space_extremes(method: Method, split: Split, epochs: int = 5) -> int:
+    """Train ``epochs`` epochs at every point of :func:`space_corners`; returns how many were run."""
+    points = space_corners(method)
+    for point in points:
+        trainer = make_trainer(method, split, **point)
+        try:
+            train_epochs(trainer, epochs)  # a non-finite loss fails here, naming the epoch
+        except AssertionError as exc:
+            raise AssertionError(f"{exc} (at search-space point {point})") from None
+        if not torch.isfinite(scores(trainer)).all():
+            raise AssertionError(f"method {method.name!r}: non-finite scores at search-space point {point}")
+    return len(points)
 
 
 def most_popular_recall(trainer: Trainer) -> float:

@@ -20,6 +20,8 @@ class Method:
     dataset name (or ``"*"``) to setting overrides taken from the method's paper.
     ``test_overrides`` are settings under which the method learns within a few epochs on the
     conformance battery's tiny synthetic data (``onebp.conformance``); never used for real runs.
+    ``search_space`` maps the settings tuning may change (shared ones such as ``lr``, ``l2`` and the
+    method's own params) to typed dimensions (``onebp.search_space``); the defaults are trial 0.
     """
 
     name: str
@@ -30,3 +32,4 @@ class Method:
     summary: str = ""
     module: str = ""
     test_overrides: Mapping[str, Any] = field(default_factory=dict)
+    search_space: Mapping[str, Any] = field(default_factory=dict)

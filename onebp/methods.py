@@ -18,6 +18,7 @@ from onebp.losses import InfoNCE
 from onebp.method_spec import Method
 from onebp.model import BuildContext, TwoTowerModel
 from onebp.samplers import InBatchNegatives, UniformNegatives
+from onebp.search_space import LEARNING_RATE, ONEBP_BETA, TEMPERATURE, WEIGHT_DECAY
 from onebp.updates import Backprop, OneBP
 
 CITATION = (
@@ -34,6 +35,11 @@ PAPER_DEFAULTS = {
     "gowalla": {"l2": 0.0, "lr": 5e-4, "dim": 1024, "beta": 0.999, "epochs": 1800},
     "yelp2018": {"l2": 0.0, "lr": 5e-5, "dim": 2048, "beta": 0.999, "epochs": 1800},
 }
+
+
+#: What tuning may change for OneBP (trial 0 = PAPER_DEFAULTS); TWOBP_SPACE: the same minus β.
+ONEBP_SPACE = {"lr": LEARNING_RATE, "l2": WEIGHT_DECAY, "temperature": TEMPERATURE, "beta": ONEBP_BETA}
+TWOBP_SPACE = {k: v for k, v in ONEBP_SPACE.items() if k != "beta"}
 
 
 def make_encoder(ctx: BuildContext, name: str, **kwargs: Any) -> nn.Module:
@@ -103,5 +109,6 @@ CORE_METHODS: tuple[Method, ...] = (
         citation=CITATION,
         summary="MF + InfoNCE; items by backprop, users by moving aggregation (OneBP)",
         module=__name__,
+        search_space=ONEBP_SPACE,
     ),
 )

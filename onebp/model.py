@@ -35,7 +35,10 @@ class BuildContext:
     train_pairs: np.ndarray  # (n, 2) on the host
     train: UserItems  # on the device
     device: torch.device
-    generator: torch.Generator  # on the device; use it for every random draw
+    # On the device; use it for every random draw of initialisation. It is seeded from (dataset,
+    # seed) only, so twins built the same way start from identical tables. Draws during training
+    # come from the trainer's sampling stream (the generator passed to ``sampler.sample``).
+    generator: torch.Generator
     config: TrainConfig
 
     @property

@@ -10,9 +10,10 @@ from onebp.config import TrainConfig
 from onebp.selection import TrainState
 
 
-def run_record(cfg: TrainConfig, state: TrainState, test: dict[str, float], test_seconds: float,
+def run_record(cfg: TrainConfig, state: TrainState, test: dict[str, float] | None, test_seconds: float,
                memory: tuple[float, float | None], device: str) -> dict[str, Any]:
-    """What ``metrics.json`` holds; ``test`` are the test metrics of the selected model."""
+    """What ``metrics.json`` holds; ``test`` are the test metrics of the selected model (None for a
+    tuning trial, whose record then has no ``test`` key at all)."""
     selected = state.selected_epoch
     curve = state.curve
     epoch_seconds = [r["seconds_train"] for r in curve if r.get("epoch", 0) > 0]
@@ -32,7 +33,7 @@ def run_record(cfg: TrainConfig, state: TrainState, test: dict[str, float], test
         "epochs_run": state.epoch,
         "stopped_early": state.stopped_early,
         "valid": state.best_valid,
-        "test": test,
+        **({"test": test} if test is not None else {"tuning_trial": True}),
         "timing": {
             "epoch_seconds_median": float(np.median(epoch_seconds)) if epoch_seconds else None,
             "eval_seconds_median": float(np.median(eval_seconds)) if eval_seconds else test_seconds,

@@ -47,9 +47,14 @@ class TrainState:
             if v > self.best_on_test.get(k, -math.inf):
                 self.best_on_test[k], self.best_on_test_epoch[k] = v, epoch
 
-    def should_stop(self, protocol: str, patience: int) -> bool:
-        """Early stopping: protocol clean, ``patience`` evaluations without improvement."""
-        return protocol == "clean" and self.bad_evals >= patience
+    def should_stop(self, protocol: str, epoch: int, patience_epochs: int, min_epochs: int = 0) -> bool:
+        """Early stopping (protocol clean only) at an evaluation after ``epoch`` epochs: stop once
+        ``patience_epochs`` epochs have passed since the best validation value, never before
+        ``min_epochs``. Counted in epochs, not evaluations, so the window is the same whatever
+        ``eval_every`` is, and the same for every method."""
+        if protocol != "clean" or epoch < min_epochs:
+            return False
+        return epoch - self.best_epoch >= patience_epochs
 
     @property
     def selected_epoch(self) -> int:

@@ -2,9 +2,11 @@
 
 Protocols (labelled in every output):
 
-* ``clean`` (default): validation every ``eval_every`` epochs, early stopping after ``patience``
-  evaluations without improvement of ``select_metric``, test evaluated once with the selected
-  checkpoint (train and validation items masked).
+* ``clean`` (default): validation every ``eval_every`` epochs, early stopping once
+  ``patience_epochs`` epochs have passed without improvement of ``select_metric`` (never before
+  ``min_epochs``), test evaluated once with the selected checkpoint (train and validation items
+  masked). A tuning trial (``tuning_trial``) is a clean run that never evaluates the test part:
+  the test interactions are not even loaded, and asking for them raises ``ForbiddenTestAccess``.
 * ``paper``: the official protocol — train all epochs, evaluate the test set at every evaluation
   and record, per metric, the best test value over all epochs (``best_on_test``: chosen on the
   test set, so optimistic by construction). ``test`` is then the test value at the selected epoch
@@ -14,6 +16,11 @@ The pieces: ``onebp.selection`` (state that survives a restart, early stopping, 
 ``onebp.checkpoint`` (atomic checkpoints and resume, RNG state included, so a resumed run ends with
 the same numbers as an uninterrupted one), ``onebp.run_record`` (``metrics.json``) and
 ``onebp.timing`` (seconds per phase, peak memory).
+
+Randomness comes from two generators seeded from (dataset, seed) only — never the method — so twins
+such as ``onebp`` and ``twobp`` at the same seed start from identical tables (the *init* stream,
+given to the method's ``build``) and draw identical shuffles and negatives (the *sampling* stream)
+for as long as their updates do not change what is sampled (always, for uniform negatives).
 """
 
 from __future__ import annotations
@@ -42,18 +49,37 @@ from onebp.run_record import run_record
 from onebp.selection import TrainState
 from onebp.timing import PhaseTimer, peak_memory_mb
 
-__all__ = ["NON_RESULT_KEYS", "Data", "Trainer", "TrainingDiverged", "derive_seed", "peak_memory_mb",
-           "select_device"]
+__all__ = ["NON_RESULT_KEYS", "Data", "ForbiddenTestAccess", "Trainer", "TrainingDiverged", "derive_seed",
+           "peak_memory_mb", "run_seeds", "select_device"]
 
 
 class TrainingDiverged(UserError):
     """The loss became NaN or infinite."""
 
 
+class ForbiddenTestAccess(RuntimeError):
+    """A tuning trial asked for the test part (a bug in the caller, not a user mistake)."""
+
+
 def derive_seed(*keys: Any) -> int:
     """A 63-bit seed from keys such as (dataset, method, seed): stable across runs and machines."""
     digest = hashlib.sha256("\x1f".join(map(str, keys)).encode()).digest()
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+def run_seeds(dataset: str, seed: int) -> dict[str, int]:
+    """The generator seeds of a run: from (dataset, seed) only, so twins share them."""
+    return {stream: derive_seed(dataset, seed, stream) for stream in ("init", "sampling")}
+
+
+def seeded_generators(cfg: TrainConfig, device: torch.device
+                      ) -> tuple[dict[str, int], torch.Generator, torch.Generator]:
+    """(seeds, init generator, sampling generator) of a run. Two streams from (dataset, seed), not
+    the method (module docstring): initialisation, given to ``build``; and the sampling stream
+    (shuffles, negatives), which the checkpoint saves and restores."""
+    seeds = run_seeds(cfg.dataset, cfg.seed)
+    init = torch.Generator(device=device).manual_seed(seeds["init"])
+    return seeds, init, torch.Generator(device=device).manual_seed(seeds["sampling"])
 
 
 def select_device(spec: str) -> torch.device:
@@ -89,12 +115,12 @@ class Data:
     split: Split
     train: UserItems
     valid: UserItems | None
-    test: UserItems
+    test: UserItems | None  # None for a tuning trial: the test part is never loaded
     train_users: torch.Tensor
     train_items: torch.Tensor
 
     @classmethod
-    def on(cls, split: Split, device: torch.device) -> Data:
+    def on(cls, split: Split, device: torch.device, with_test: bool = True) -> Data:
         n_u, n_i = split.n_users, split.n_items
 
         def part(name: str) -> UserItems:
@@ -105,7 +131,7 @@ class Data:
             split,
             part("train"),
             part("valid") if split.has_valid else None,
-            part("test"),
+            part("test") if with_test else None,
             train_pairs[:, 0].contiguous(),
             train_pairs[:, 1].contiguous(),
         )
@@ -126,11 +152,10 @@ class Trainer:
         self.log = log or (tqdm.write if self.progress else
                            (lambda msg: print(msg, file=sys.stderr, flush=True)))
         self.device = select_device(cfg.device)
-        self.data = Data.on(split, self.device)
-        self.generator = torch.Generator(device=self.device)
-        self.generator.manual_seed(derive_seed(cfg.dataset, cfg.method, cfg.seed))
+        self.data = Data.on(split, self.device, with_test=not cfg.tuning_trial)
+        self.seeds, init, self.generator = seeded_generators(cfg, self.device)
         ctx = BuildContext(split.n_users, split.n_items, split.part("train"), self.data.train,
-                           self.device, self.generator, cfg)
+                           self.device, init, cfg)
         self.model = method.build(ctx)
         self.state = TrainState()
         self.timer = PhaseTimer(self.device)
@@ -139,6 +164,8 @@ class Trainer:
     def evaluate(self, part: str) -> RankingMetrics:
         """Full-ranking metrics on ``valid`` or ``test`` (train, and for test valid, items masked)."""
         d = self.data
+        if part == "test" and (self.cfg.tuning_trial or d.test is None):
+            raise ForbiddenTestAccess("a tuning trial must never evaluate the test part")
         heldout = d.valid if part == "valid" else d.test
         exclude = [d.train] + ([d.valid] if part == "test" and d.valid is not None else [])
         if hasattr(self.model, "prepare_scoring"):
@@ -188,7 +215,7 @@ class Trainer:
             st.record_test(row["epoch"], test)
         row["seconds_eval"] = self.timer.now() - t
         self.log(_progress_line(row, st, cfg, self.data.valid is not None) + (" *" if improved else ""))
-        return st.should_stop(cfg.protocol, cfg.patience)
+        return st.should_stop(cfg.protocol, row["epoch"], cfg.patience_epochs, cfg.min_epochs)
 
     def fit(self) -> dict[str, Any]:
         cfg = self.cfg
@@ -221,14 +248,15 @@ class Trainer:
         return self.finish()
 
     def finish(self) -> dict[str, Any]:
-        """Test once with the selected model; return the metrics record."""
+        """Test once with the selected model (a tuning trial: never); return the metrics record."""
         if self.state.best_model is not None:
             self.model.load_state_dict(self.state.best_model)
-        t = self.timer.now()
-        self.test_metrics = self.evaluate("test")
-        test_seconds = self.timer.now() - t
-        return run_record(self.cfg, self.state, self.test_metrics.mean, test_seconds,
-                          peak_memory_mb(self.device), str(self.device))
+        t, self.test_metrics = self.timer.now(), None
+        if not self.cfg.tuning_trial:  # a tuning trial is never tested
+            self.test_metrics = self.evaluate("test")
+        test = self.test_metrics.mean if self.test_metrics is not None else None
+        return run_record(self.cfg, self.state, test, self.timer.now() - t, peak_memory_mb(self.device),
+                          str(self.device))
 
 
 def _progress_line(row: dict[str, Any], st: TrainState, cfg: TrainConfig, has_valid: bool) -> str:

@@ -68,6 +68,12 @@ def test_checkpoint_restores_scores(name, split):
     C.check_checkpoint(get_method(name), split)
 
 
+@pytest.mark.parametrize("name", METHODS)
+def test_search_space_extremes_train_without_nan(name, split):
+    m = get_method(name)
+    assert C.check_space_extremes(m, split) == (2 + 2 * len(m.search_space) if m.search_space else 0)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", METHODS)
 def test_learns_more_than_most_popular(name, split):

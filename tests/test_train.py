@@ -71,7 +71,7 @@ def test_resumed_run_equals_uninterrupted_run(split, tmp_path, monkeypatch):
 
 def test_killed_process_resumes_to_the_same_numbers(tiny_split_dir, tmp_path):
     args = [sys.executable, "-m", "onebp", "train", "--data", str(tiny_split_dir), "--method", "onebp",
-            "--set", "epochs=400", "--set", "eval_every=5", "--set", "patience=1000",
+            "--set", "epochs=400", "--set", "eval_every=5", "--set", "patience_epochs=5000",
             "--set", "batch_size=64", "--set", "dim=8", "--set", "threads=1"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     subprocess.run([*args, "--out", str(tmp_path / "full")], check=True, env=env, capture_output=True)
@@ -110,7 +110,7 @@ def test_paper_protocol_records_best_on_test(tiny_split_no_valid_dir):
 
 
 def test_early_stopping_selects_best_validation_epoch(split):
-    t = trainer(split, epochs=60, eval_every=1, patience=2, lr=0.2)
+    t = trainer(split, epochs=60, eval_every=1, patience_epochs=2, lr=0.2)
     out = t.fit()
     evaluated = [r for r in t.state.curve if "valid/ndcg@20" in r]
     best = max(evaluated, key=lambda r: r["valid/ndcg@20"])
@@ -139,7 +139,7 @@ def test_learns_three_times_most_popular_on_planted_data(method):
     train, valid, test = (UserItems.from_pairs(planted.part(p), n_u, n_i) for p in ("train", "valid", "test"))
     popularity = torch.bincount(train.indices, minlength=n_i).float()
     most_pop = full_ranking_metrics(lambda u: popularity.expand(len(u), -1), test, [train, valid])
-    out = trainer(planted, method, epochs=40, eval_every=5, patience=5, batch_size=256, dim=16, l2=0.0).fit()
+    out = trainer(planted, method, epochs=40, eval_every=5, patience_epochs=25, batch_size=256, dim=16, l2=0.0).fit()
     assert out["test"]["recall@20"] >= 3 * most_pop.mean["recall@20"], (out["test"], most_pop.mean)
 
 

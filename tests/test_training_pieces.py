@@ -33,8 +33,11 @@ def test_selection_keeps_best_copy_and_counts_bad_evaluations():
     assert not st.record_valid(3, {"ndcg@20": 0.1}, "ndcg@20", model.state_dict)
     assert (st.best_epoch, st.best_value, st.bad_evals) == (1, 0.2, 2)
     assert torch.equal(st.best_model["w"], torch.ones(3))
-    assert st.should_stop("clean", patience=2) and not st.should_stop("clean", patience=3)
-    assert not st.should_stop("paper", patience=1)  # protocol paper trains every epoch
+    # Patience in epochs since the best (epoch 1): at epoch 3 two epochs have passed.
+    assert st.should_stop("clean", 3, patience_epochs=2) and not st.should_stop("clean", 3, patience_epochs=3)
+    assert not st.should_stop("clean", 3, patience_epochs=2, min_epochs=4)  # never before min_epochs
+    assert st.should_stop("clean", 4, patience_epochs=2, min_epochs=4)
+    assert not st.should_stop("paper", 3, patience_epochs=1)  # protocol paper trains every epoch
     assert st.record_valid(4, {"ndcg@20": 0.3}, "ndcg@20", model.state_dict) and st.bad_evals == 0
     st.epoch = 9
     assert st.selected_epoch == 4
