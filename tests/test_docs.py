@@ -6,7 +6,9 @@ link in the Markdown files resolves, and nothing points outside the repository.
 
 from __future__ import annotations
 
+import fnmatch
 import importlib.util
+import os
 import re
 from pathlib import Path
 
@@ -89,9 +91,10 @@ SKIP = {".git", ".venv", ".snakemake", "data", "results", ".pytest_cache"}  # ge
 
 def _repo_files(*patterns: str) -> list[Path]:
     """Source and documentation files of the repository (no git needed: CI may test an export)."""
-    out = set()
-    for pattern in patterns:
-        out |= {p for p in REPO.rglob(pattern) if p.is_file() and not SKIP & set(p.relative_to(REPO).parts)}
+    out = []
+    for root, dirs, files in os.walk(REPO):
+        dirs[:] = [d for d in dirs if d not in SKIP and not d.endswith(".egg-info") and d != "__pycache__"]
+        out += [Path(root) / f for f in files if any(fnmatch.fnmatch(f, p) for p in patterns)]
     return sorted(out)
 
 
