@@ -225,3 +225,12 @@ def test_the_old_patience_setting_names_its_replacement():
     m = get_method("onebp")
     with pytest.raises(UserError, match="'patience' was replaced: use patience_epochs"):
         resolve_config(m.name, m.params, m.defaults, "x", {"patience": 5})
+
+
+def test_tune_plan_prints_the_trials_with_the_defaults_first(capsys):
+    assert main(["tune", "plan", "--method", "twobp", "--dataset", "ml-100k", "--n-trials", "3"]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [x["trial"] for x in lines] == [0, 1, 2]
+    assert {k: lines[0][k] for k in ("lr", "l2", "temperature")} == {"lr": 5e-4, "l2": 1e-5, "temperature": 1.0}
+    assert main(["tune", "plan", "--method", "mostpop", "--dataset", "ml-100k"]) == 2
+    assert "declares no search space" in capsys.readouterr().err

@@ -42,11 +42,14 @@ def test_default_dry_run_jobs(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     counts = job_counts(r.stdout + r.stderr)
     datasets, methods, seeds, protocols = 4, 9, 5, 2
-    beta_points, aggregation_points = 4, 1  # sweep values that differ from the main setting
+    # β is tuned, so every beta value is its own sweep point (the tuned β is known only after tuning).
+    beta_points, aggregation_points = 5, 1
+    tuned, trials = methods - 1, 12  # every method but mostpop has a search space; config.yaml's budget
     assert counts == {
         "download": datasets,
         "prepare": datasets * protocols,
         "train": datasets * methods * seeds * protocols + (beta_points + aggregation_points) * seeds,
+        "tune_trial": datasets * tuned * trials, "tune": datasets * tuned, "tuning_table": 1,
         "collect": 1, "tables": 1, "figures": 1, "report": 1, "all": 1, "total": counts["total"],
     }
     out = r.stdout + r.stderr

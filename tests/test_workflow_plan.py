@@ -31,9 +31,14 @@ def test_default_plan() -> None:
     assert n_methods == 9 and {"onebp", "twobp", "ease"} <= set(cfg_methods)
     assert len(main) == 4 * n_methods * 5 * 2
     assert plan.sweep_params == ["beta", "aggregation"]
-    # The sweep point equal to the main beta (0.99) reuses the main runs.
+    # β is tuned (config.yaml's tuning block), so the sweep point 0.99 is not the main setting.
     tags = {r.setting.rsplit("-", 1)[0] for r in plan.runs if r.dataset == "ml-100k" and r.method == "onebp"}
-    assert tags == {"main", "beta=0.9", "beta=0.95", "beta=0.995", "beta=0.999", "aggregation=per_epoch"}
+    assert tags == {"main", "beta=0.9", "beta=0.95", "beta=0.99", "beta=0.995", "beta=0.999",
+                    "aggregation=per_epoch"}
+    # Without tuning the sweep point equal to the main beta (0.99) reuses the main runs.
+    untuned = onebp_plan.build(config(tuning={"n_trials": 0}))
+    tags = {r.setting.rsplit("-", 1)[0] for r in untuned.runs if r.dataset == "ml-100k" and r.method == "onebp"}
+    assert "beta=0.99" not in tags and "beta=0.9" in tags
     assert "--valid-ratio 0.0" in plan.prepare_cli("ml-1m", "paper")
     assert "--valid-ratio 0.1" in plan.prepare_cli("ml-1m", "clean")
     setting = next(r.setting for r in main if r.dataset == "ml-1m" and r.method == "onebp")

@@ -74,6 +74,31 @@ def test_smoke_outputs(smoke: tuple[Path, Path, float]) -> None:
     assert devices == {"'0'", "'1'"}
 
 
+def test_smoke_tuning(smoke: tuple[Path, Path, float]) -> None:
+    """The tiny tuning block: 2 trials per method on the clean split, never tested; best.json feeds
+    every main run of the method (both protocols, every seed)."""
+    import json
+
+    work, _, _ = smoke
+    res = work / "results"
+    for method in ("onebp", "twobp"):
+        tuning = res / "tuning" / "tiny" / method
+        best = json.loads((tuning / "best.json").read_text())
+        trials = sorted((tuning / "trials").glob("trial*/metrics.json"))
+        assert len(trials) == best["n_trials"] == 2
+        for t in trials:
+            metrics = json.loads(t.read_text())
+            assert "test" not in metrics and metrics["tuning_trial"] and metrics["epochs_run"] <= 4
+            assert not (t.parent / "per_user_test.npz").exists()
+        assert len((tuning / "trials.csv").read_text().splitlines()) == 3
+        for cfg_path in res.glob(f"runs/tiny/{method}/main-*/*/seed*/config.json"):
+            cfg = {**(c := json.loads(cfg_path.read_text())), **c["params"]}
+            assert {k: cfg[k] for k in best["params"]} == best["params"], cfg_path
+    table = (res / "tables" / "tuning.md").read_text()
+    assert "| tiny" in table and "onebp" in table and "twobp" in table
+    assert "tuning" in (res / "report.md").read_text()
+
+
 def test_snakemake_report(smoke: tuple[Path, Path, float]) -> None:
     work, configfile, _ = smoke
     r = snakemake(work, "--configfile", str(configfile), "--report", "results/report.html")
@@ -96,6 +121,9 @@ def test_changed_setting_reruns_only_that_method(smoke: tuple[Path, Path, float]
     assert r.returncode == 0, out
     counts = job_counts(out)
     assert counts["train"] == 4  # twobp: 2 seeds × 2 protocols
-    assert {k for k in counts if k not in ("train", "total")} == {"collect", "tables", "figures", "report", "all"}
+    # lr is tuned: twobp's trial 0 (its own settings) changes, the drawn trial does not.
+    assert counts["tune_trial"] == 1 and counts["tune"] == 1
+    assert {k for k in counts if k not in ("train", "total", "tune_trial", "tune")} == {
+        "collect", "tables", "figures", "report", "tuning_table", "all"}
     trained = set(re.findall(r"output: results/runs/tiny/([\w-]+)/", out))
     assert trained == {"twobp"}

@@ -5,7 +5,9 @@ the validated config into
 - one split per dataset × protocol: ``data/splits/<dataset>/<protocol>-<hash>`` (hash of the data
   source and the preprocessing parameters, so a changed parameter gets a new split);
 - one run per dataset × method × setting × protocol × seed:
-  ``results/runs/<dataset>/<method>/<setting>/<protocol>/seed<seed>`` (``onebp.report.layout``).
+  ``results/runs/<dataset>/<method>/<setting>/<protocol>/seed<seed>`` (``onebp.report.layout``);
+- with a ``tuning`` block, the tuning trials of every method with a search space, whose best
+  settings its runs read (``tuning_plan.py``).
 It also checks what the JSON schema cannot: method names against ``onebp.registry``, dataset names
 against ``onebp.data.catalog`` (or a custom source), and every hyper-parameter override against
 the trainer's own config resolution, so a typo fails at parse time, naming the key.
@@ -20,6 +22,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import tuning_plan  # workflow/, next to this module (on sys.path wherever the plan is imported)
+
+from onebp.errors import UserError
 from onebp.report.layout import MAIN, setting_hash, setting_id, sweep_tag
 
 # Set by the train rule itself (they are path wildcards or do not change results).
@@ -52,6 +57,7 @@ class StudyPlan:
     settings: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
     runs: list[Run] = field(default_factory=list)
     sweep_params: list[str] = field(default_factory=list)
+    tuning: tuning_plan.TuningPlan | None = None
 
     # -- paths and command-line pieces used by the rules --------------------------------------
     def split_dir(self, dataset: str, protocol: str) -> str:
@@ -82,6 +88,13 @@ class StudyPlan:
 
     def run_dirs(self) -> list[str]:
         return [r.run_dir for r in self.runs]
+
+    def tuned_inputs(self, dataset: str, method: str) -> list[str]:
+        """``best.json`` of a tuned method (its runs' extra input), else nothing."""
+        return self.tuning.best_files(dataset, method) if self.tuning else []
+
+    def params_file_args(self, dataset: str, method: str) -> str:
+        return "".join(f"--params-file {shlex.quote(f)}" for f in self.tuned_inputs(dataset, method))
 
     def train_resource(self, key: str, default: Any):
         """A resource of the train rule: the dataset's own value, else resources.train, else default."""
@@ -192,19 +205,37 @@ def _check_overrides(where: str, method: str, dataset: str, overrides: dict[str,
     return {**resolved.pop("params", {}), **resolved}
 
 
+def _tune(plan: StudyPlan, dataset: str, method: str, base: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """With tuning: draw the method's trials (once) and drop its tuned keys from ``base`` (they come
+    from ``best.json``). Returns the runs' overrides and what their setting id must also hash."""
+    if plan.tuning is None:
+        return base, {}
+    tuning = plan.tuning.methods.get((dataset, method))
+    if tuning is None and (dataset, method) not in plan.tuning.untuned:
+        try:
+            tuning = plan.tuning.add(dataset, method, base, plan.splits[(dataset, "clean")])
+        except UserError as exc:
+            raise ConfigError(f"tuning ({dataset}/{method}): {exc}") from None
+    if tuning is None:
+        return base, {}
+    return {k: v for k, v in base.items() if k not in tuning.keys}, {"_tuning": tuning.signature}
+
+
 def build(config: dict[str, Any]) -> StudyPlan:
     # A private copy without shared sub-objects (a YAML anchor can alias one dict between methods),
     # so nothing here can see one method's values change through another's.
     config = json.loads(json.dumps(config))
     _check_names(config)
-    plan = StudyPlan(config)
+    plan = StudyPlan(config, tuning=tuning_plan.from_config(config))
     opts = config["dataset_options"]
+    # Tuning selects on validation: it needs the clean split even when only protocol paper runs.
+    protocols = config["protocols"] + (["clean"] if plan.tuning and "clean" not in config["protocols"] else [])
     for ds in config["datasets"]:
         o = opts.get(ds, {})
         prep = _merge(config["prepare"], o.get("prepare"))
         source = {k: o.get(k) for k in SOURCE_KEYS if o.get(k) is not None}
         data_hash = setting_hash({"source": source, "prepare": prep})
-        for protocol in config["protocols"]:
+        for protocol in protocols:
             p = dict(prep)
             if protocol == "paper":
                 p["valid_ratio"] = 0.0  # the paper selects on test; it has no validation split
@@ -222,8 +253,9 @@ def build(config: dict[str, Any]) -> StudyPlan:
             base = _merge(config["params"], o.get("params"), mp.get("*"), mp.get(ds))
             where = f"params/dataset_options.{ds}.params/method_params.{method}"
             _check_overrides(where, method, ds, base)
-            # The data hash is part of the setting id: a new split means new runs.
-            main = setting_id({**base, "_data": data_hash}, MAIN)
+            base, tuned = _tune(plan, ds, method, base)
+            # The data hash is part of the setting id: a new split means new runs (and new tuning).
+            main = setting_id({**base, "_data": data_hash, **tuned}, MAIN)
             plan.settings[(ds, method, main)] = base
             for protocol in config["protocols"]:
                 for seed in config["seeds"]:
@@ -241,14 +273,17 @@ def build(config: dict[str, Any]) -> StudyPlan:
                 mp = config["method_params"].get(method, {})
                 base = _merge(config["params"], o.get("params"), mp.get("*"), mp.get(ds))
                 resolved = _check_overrides(f"sweeps[{i}]", method, ds, base)
+                base, tuned = _tune(plan, ds, method, base)
                 for value in s["values"]:
                     if param not in resolved and param not in base:
                         raise ConfigError(f"sweeps[{i}].param: unknown setting {param!r} for method {method!r}")
-                    if resolved.get(param, base.get(param)) == value and method in config["methods"]:
+                    tuned_param = plan.tuning is not None and param in plan.tuning.keys_of(ds, method)
+                    if (resolved.get(param, base.get(param)) == value and method in config["methods"]
+                            and not tuned_param):  # a tuned value is only known after tuning
                         continue  # the main setting already is this point of the sweep
                     over = {**base, param: value}
                     _check_overrides(f"sweeps[{i}] ({param}={value!r})", method, ds, over)
-                    sid = setting_id({**over, "_data": data_hash}, sweep_tag(param, value))
+                    sid = setting_id({**over, "_data": data_hash, **tuned}, sweep_tag(param, value))
                     plan.settings[(ds, method, sid)] = over
                     for protocol in s.get("protocols") or [plan.primary_protocol()]:
                         for seed in s.get("seeds") or config["seeds"]:

@@ -46,6 +46,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sweep", action="append", default=[], help="swept parameter (repeatable)")
     p.set_defaults(func=_figures)
 
+    p = rsub.add_parser("tuning", help="tuning table: chosen settings and validation values (md, tex, html, csv)")
+    p.add_argument("--root", required=True, help="tuning directory (<dataset>/<method>/best.json)")
+    p.add_argument("--out", required=True, help="output prefix, e.g. results/tables/tuning")
+    p.add_argument("--methods", type=_csv_list, default=None, help="row order")
+    p.add_argument("--datasets", type=_csv_list, default=None, help="row order")
+    p.set_defaults(func=_tuning)
+
     p = rsub.add_parser("summary", help="one Markdown page: the tables, then the figures")
     p.add_argument("--tables", nargs="*", default=[], help="Markdown tables to include")
     p.add_argument("--figures", nargs="*", default=[], help="figure files to link (relative to --out)")
@@ -95,6 +102,16 @@ def _figures(args: argparse.Namespace) -> int:
     df = load_results(args.results)
     runs = pd.read_csv(args.runs, dtype={"setting": str})
     written = all_figures(df, runs, args.out_dir, args.protocol, args.metric, args.sweep)
+    print("\n".join(map(str, written)), file=sys.stderr)
+    return 0
+
+
+def _tuning(args: argparse.Namespace) -> int:
+    from onebp.report.tables import write_plain
+    from onebp.report.tuning_table import load_tuning, tuning_table
+
+    table = tuning_table(load_tuning(args.root), args.methods, args.datasets)
+    written = write_plain(table, args.out, "tab:tuning")
     print("\n".join(map(str, written)), file=sys.stderr)
     return 0
 

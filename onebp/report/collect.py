@@ -85,8 +85,10 @@ def collect(run_dirs: Iterable[str | Path]) -> tuple[pd.DataFrame, pd.DataFrame]
 
 
 def find_runs(root: str | Path) -> list[Path]:
-    """Every finished run (``metrics.json`` present) under ``root``."""
-    return sorted(p.parent for p in Path(root).rglob("metrics.json"))
+    """Every finished run (``metrics.json`` present) under ``root``; tuning trials (no test metrics,
+    ``results/tuning/...``) are not runs of the study and are left out."""
+    return sorted(p.parent for p in Path(root).rglob("metrics.json")
+                  if not json.loads(p.read_text()).get("tuning_trial"))
 
 
 def load_results(path: str | Path) -> pd.DataFrame:

@@ -100,11 +100,13 @@ rule report:
     input:
         tables=rules.tables.output,
         figures=rules.figures.output,
+        tuning=rules.tuning_table.output if PLAN.tuning else [],
     output:
         "results/report.md",
     params:
         onebp=ONEBP,
-        tables=" ".join(f"results/tables/{t}.md" for t in TABLES),
+        tables=" ".join([f"results/tables/{t}.md" for t in TABLES]
+                        + (["results/tables/tuning.md"] if PLAN.tuning else [])),
         figures=" ".join(f"results/figures/{f}.png" for f in FIGURES),
     conda:
         "../envs/onebp.yaml"

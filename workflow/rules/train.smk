@@ -5,6 +5,7 @@
 rule train:
     input:
         split=lambda wc: PLAN.split_dir(wc.dataset, wc.protocol),
+        tuned=lambda wc: PLAN.tuned_inputs(wc.dataset, wc.method),  # best.json of a tuned method
     output:
         metrics="results/runs/{dataset}/{method}/{setting}/{protocol}/seed{seed}/metrics.json",
         curve="results/runs/{dataset}/{method}/{setting}/{protocol}/seed{seed}/curve.csv",
@@ -14,6 +15,7 @@ rule train:
         gpu_run=GPU_RUN,
         run_dir=subpath(output.metrics, parent=True),
         sets=lambda wc: PLAN.set_args(wc.dataset, wc.method, wc.setting),
+        params_file=lambda wc: PLAN.params_file_args(wc.dataset, wc.method),
     conda:
         "../envs/onebp.yaml"
     log:
@@ -30,5 +32,5 @@ rule train:
         runtime=PLAN.train_resource("runtime", 720),
     shell:
         "{params.gpu_run} -- {params.onebp} train --data {input.split} --method {wildcards.method}"
-        " {params.sets} --set seed={wildcards.seed} --set protocol={wildcards.protocol}"
+        " {params.params_file} {params.sets} --set seed={wildcards.seed} --set protocol={wildcards.protocol}"
         " --set dataset={wildcards.dataset} --set threads={threads} --out {params.run_dir} > {log} 2>&1"
