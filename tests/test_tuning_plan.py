@@ -76,3 +76,19 @@ def test_a_sweep_over_a_tuned_setting_keeps_every_point() -> None:
     points = lambda plan: {s for (_, m, s) in plan.settings if m == "onebp" and s.startswith("beta=")}  # noqa: E731
     assert len(points(untuned)) == 1  # 0.99 is the default: the main runs are that point
     assert len(points(tuned)) == 2  # the tuned β is only known after tuning
+
+
+def test_the_ml_100k_study_preset_tunes_every_registered_method() -> None:
+    from onebp.registry import method_names
+
+    cfg = json.loads(json.dumps(yaml.safe_load((REPO / "config.yaml").read_text())))
+    preset = yaml.safe_load((REPO / "config" / "ml-100k-study.yaml").read_text())
+    for key, value in preset.items():  # Snakemake's merge: dicts merge, everything else replaces
+        cfg[key] = {**cfg[key], **value} if isinstance(value, dict) and isinstance(cfg.get(key), dict) else value
+    plan = onebp_plan.build(cfg)
+    assert set(cfg["methods"]) == set(method_names())
+    assert {m for (_, m) in plan.tuning.methods} == set(method_names()) - {"mostpop"}
+    assert all(len(t.trials) == 8 for t in plan.tuning.methods.values())
+    main = [r for r in plan.runs if r.setting.startswith("main-")]
+    assert len(main) == len(method_names()) * 5 * 2
+    assert all("--set epochs=200" in plan.set_args(r.dataset, r.method, r.setting) for r in main)
