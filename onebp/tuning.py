@@ -38,9 +38,9 @@ class TuningBudget:
     """The same budget for every method (see module docstring)."""
 
     n_trials: int = 12
-    max_epochs: int = 400
+    max_epochs: int = 1000
     eval_every: int = 5
-    patience_epochs: int = 100
+    patience_epochs: int = 300
     min_epochs: int = 0
     sampler: str = "qmc"  # qmc (scrambled Sobol) | random
     seed: int = 0  # the sampler's seed

@@ -92,3 +92,10 @@ def test_the_ml_100k_study_preset_tunes_every_registered_method() -> None:
     main = [r for r in plan.runs if r.setting.startswith("main-")]
     assert len(main) == len(method_names()) * 5 * 2
     assert all("--set epochs=200" in plan.set_args(r.dataset, r.method, r.setting) for r in main)
+
+
+def test_tuning_trial_cannot_be_set_by_the_config() -> None:
+    import pytest
+
+    with pytest.raises(onebp_plan.ConfigError, match="'tuning_trial' is set by the workflow"):
+        onebp_plan.build(config(params={"tuning_trial": True}))

@@ -28,7 +28,7 @@ from onebp.errors import UserError
 from onebp.report.layout import MAIN, setting_hash, setting_id, sweep_tag
 
 # Set by the train rule itself (they are path wildcards or do not change results).
-RULE_KEYS = ("seed", "protocol", "dataset", "threads", "device")
+RULE_KEYS = ("seed", "protocol", "dataset", "threads", "device", "tuning_trial")
 SOURCE_KEYS = ("url", "sha256", "format", "test_url", "test_sha256", "dataset_file", "base_url")
 
 
