@@ -36,7 +36,7 @@ class TrainConfig:
     negatives_replace: bool = False
     temperature: float = 1.0
     beta: float = 0.99
-    aggregation: Literal["per_batch", "per_epoch"] = "per_batch"
+    aggregation: Literal["per_batch", "per_epoch", "per_epoch_matched", "item_mean", "none"] = "per_batch"
     duplicate_users: Literal["sequential", "mean", "official"] = "sequential"
     fused: bool = True  # hand-written gradients where the encoder/loss allow (same numbers)
     eval_every: int = 5

@@ -8,6 +8,22 @@
   ``e_u ← β·e_u + (1−β)·e_{i⁺}`` (``moving_aggregation``), or once per epoch from each user's train
   items (``aggregation="per_epoch"``, the paper's wording).
 
+``aggregation`` also selects the ablations that isolate the moving aggregation (users never get a
+gradient in any of them; only how the user table changes differs):
+
+* ``per_batch`` (OneBP): after every optimizer step, as above;
+* ``per_epoch``: once per epoch, ``e_u ← β·e_u + (1−β)·m_u`` with ``m_u`` the mean of u's train items
+  (one β step per *epoch*, so a user moves about deg(u) times slower than under ``per_batch``);
+* ``per_epoch_matched``: once per epoch with the step matched to ``per_batch``,
+  ``e_u ← β^deg(u)·e_u + (1−β^deg(u))·m_u``. This is exactly what ``per_batch`` (sequential) does
+  to a user whose deg(u) train rows all come with the same target m_u, i.e. deg(u) β-steps per epoch
+  toward the mean of its items, only computed once from the items at the end of the epoch. The two
+  then differ only in *when* the items are read (end of epoch vs right after each step) and in the
+  order of the targets — the timing question the ablation asks;
+* ``item_mean`` (no memory): ``e_u ← m_u`` at the end of every epoch (``per_epoch`` with β = 0);
+* ``none`` (the control): users stay at their initial values (stop-gradient, no aggregation);
+  only the item tower learns.
+
 A user can occur several times in one batch. ``duplicate_users`` says what then happens:
 
 * ``sequential`` (default, deterministic): as if the rows were applied one after another in batch
@@ -31,6 +47,7 @@ time comparison compares the update rules, not two implementations. Scores use t
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -43,7 +60,8 @@ from onebp.interactions import UserItems
 FULL_SCORES_LIMIT = 1 << 25
 
 DuplicateUsers = Literal["sequential", "mean", "official"]
-Aggregation = Literal["per_batch", "per_epoch"]
+Aggregation = Literal["per_batch", "per_epoch", "per_epoch_matched", "item_mean", "none"]
+AGGREGATIONS: tuple[str, ...] = typing.get_args(Aggregation)
 
 
 def make_adam(params: list[nn.Parameter], lr: float, l2: float) -> torch.optim.Adam:
@@ -161,13 +179,31 @@ def moving_aggregation(
 
 @torch.no_grad()
 def per_epoch_aggregation(user_table: torch.Tensor, item_rows: torch.Tensor, train: UserItems,
-                          beta: float) -> None:
-    """In place, once per epoch: ``e_u ← β·e_u + (1−β)·mean_{i ∈ train(u)} e_i`` (users with items)."""
+                          beta: float, matched: bool = False) -> None:
+    """In place, once per epoch, for users with train items, ``m_u`` the mean of their items' rows:
+    ``e_u ← β·e_u + (1−β)·m_u``, or with ``matched`` ``e_u ← β^deg(u)·e_u + (1−β^deg(u))·m_u``
+    (deg(u) β-steps toward ``m_u``: the step size of ``per_batch``; module docstring)."""
     sums = torch.zeros_like(user_table)
     sums.index_add_(0, train.user_of_entry(), item_rows.index_select(0, train.indices))
     deg = train.degrees()
     has = deg > 0
-    user_table[has] = beta * user_table[has] + (1.0 - beta) * sums[has] / deg[has, None].to(sums.dtype)
+    mean = sums[has] / deg[has, None].to(sums.dtype)
+    if matched:
+        keep = torch.tensor(beta, dtype=torch.float64, device=deg.device).pow(deg[has])[:, None]
+        keep = keep.to(user_table.dtype)
+    else:
+        keep = torch.tensor(beta, dtype=user_table.dtype, device=user_table.device)
+    user_table[has] = keep * user_table[has] + (1.0 - keep) * mean
+
+
+@torch.no_grad()
+def item_mean_users(user_table: torch.Tensor, item_rows: torch.Tensor, train: UserItems) -> None:
+    """In place: ``e_u ← mean_{i ∈ train(u)} e_i`` for users with train items (no memory)."""
+    sums = torch.zeros_like(user_table)
+    sums.index_add_(0, train.user_of_entry(), item_rows.index_select(0, train.indices))
+    deg = train.degrees()
+    has = deg > 0
+    user_table[has] = sums[has] / deg[has, None].to(sums.dtype)
 
 
 class _Strategy:
@@ -300,8 +336,8 @@ class OneBP(_Strategy):
                  batch_size: int, beta: float, aggregation: Aggregation = "per_batch",
                  duplicate_users: DuplicateUsers = "sequential", batch_l2: float = 0.0) -> None:
         super().__init__(encoder, loss, lr, l2, fused, batch_size, batch_l2=batch_l2)
-        if aggregation not in ("per_batch", "per_epoch"):
-            raise ValueError(f"unknown aggregation {aggregation!r}")
+        if aggregation not in AGGREGATIONS:
+            raise ValueError(f"unknown aggregation {aggregation!r}: expected one of {', '.join(AGGREGATIONS)}")
         self.beta, self.aggregation, self.duplicate_users = beta, aggregation, duplicate_users
 
     def begin_epoch(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor | None) -> None:
@@ -319,9 +355,13 @@ class OneBP(_Strategy):
             self.plan.apply(b, enc.user_table.data, self.users[sl], targets)
 
     def end_epoch(self, train: UserItems) -> None:
-        if self.aggregation == "per_epoch":
-            enc = self.encoder
-            per_epoch_aggregation(enc.user_table.data, enc.item_table.data, train, self.beta)
+        enc = self.encoder
+        if self.aggregation in ("per_epoch", "per_epoch_matched"):
+            per_epoch_aggregation(enc.user_table.data, enc.item_table.data, train, self.beta,
+                                  matched=self.aggregation == "per_epoch_matched")
+        elif self.aggregation == "item_mean":
+            item_mean_users(enc.user_table.data, enc.item_table.data, train)
+        # "none": the users keep their initial rows (the control)
 
 
 @torch.no_grad()

@@ -30,11 +30,17 @@ def test_default_plan() -> None:
     n_methods = len(cfg_methods := config()["methods"])
     assert n_methods == 9 and {"onebp", "twobp", "ease"} <= set(cfg_methods)
     assert len(main) == 4 * n_methods * 5 * 2
-    assert plan.sweep_params == ["beta", "aggregation"]
-    # β is tuned (config.yaml's tuning block), so the sweep point 0.99 is not the main setting.
+    assert plan.sweep_params == ["beta", "aggregation", "duplicate_users", "n_negatives", "dim", "temperature"]
+    # β and τ are tuned (config.yaml's tuning block), so their sweep points are never the main setting;
+    # untuned settings at their main value (per_batch, sequential, N 5, dim 32) reuse the main runs.
     tags = {r.setting.rsplit("-", 1)[0] for r in plan.runs if r.dataset == "ml-100k" and r.method == "onebp"}
     assert tags == {"main", "beta=0.9", "beta=0.95", "beta=0.99", "beta=0.995", "beta=0.999",
-                    "aggregation=per_epoch"}
+                    "aggregation=per_epoch", "aggregation=per_epoch_matched", "aggregation=item_mean",
+                    "aggregation=none", "duplicate_users=mean", "duplicate_users=official",
+                    "n_negatives=1", "n_negatives=20", "n_negatives=100", "dim=16", "dim=64", "dim=128",
+                    "temperature=0.1", "temperature=0.2", "temperature=0.5", "temperature=1.0"}
+    twobp = {r.setting.rsplit("-", 1)[0] for r in plan.runs if r.dataset == "ml-1m" and r.method == "twobp"}
+    assert {"n_negatives=1", "dim=16", "temperature=0.1"} <= twobp and not any(t.startswith("beta") for t in twobp)
     # Without tuning the sweep point equal to the main beta (0.99) reuses the main runs.
     untuned = onebp_plan.build(config(tuning={"n_trials": 0}))
     tags = {r.setting.rsplit("-", 1)[0] for r in untuned.runs if r.dataset == "ml-100k" and r.method == "onebp"}
