@@ -150,6 +150,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     write_curve(out / "curve.csv", trainer.state.curve)
     if cfg.tuning_trial:  # no test metrics exist for a trial
         atomic_write_json(out / "metrics.json", metrics)
+        # A finished trial is never resumed, and its checkpoint (model, optimizer state and the best
+        # model's copy) would be the largest file of a tuning: hundreds of MB per trial at dim 1024.
+        (out / "checkpoint.pt").unlink(missing_ok=True)
         print(json.dumps({"out": str(out), "tuning_trial": True, "status": metrics.get("status", "ok"),
                           "selected_epoch": metrics.get("selected_epoch"),
                           f"valid/{cfg.select_metric}": metrics["valid"].get(cfg.select_metric)}))

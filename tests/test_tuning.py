@@ -148,6 +148,7 @@ def test_a_trial_run_directory_has_no_test_results(tiny_split_dir, tmp_path, cap
     capsys.readouterr()
     metrics = json.loads((out / "metrics.json").read_text())
     assert "test" not in metrics and not (out / "per_user_test.npz").exists()
+    assert not (out / "checkpoint.pt").exists()  # a finished trial is never resumed
     assert not any(k.startswith("test/") for k in (out / "curve.csv").read_text().splitlines()[0].split(","))
 
 
