@@ -42,13 +42,16 @@ def test_default_dry_run_jobs(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     counts = job_counts(r.stdout + r.stderr)
     datasets, methods, seeds, protocols = 4, 9, 5, 2
-    # β is tuned, so every beta value is its own sweep point (the tuned β is known only after tuning).
-    beta_points, aggregation_points = 5, 1
+    # Sweep points on ml-100k and ml-1m (config.yaml), 5 seeds each, protocol clean; a value equal to
+    # the main setting reuses the main runs, except for tuned settings (β, temperature: their main
+    # value is known only after tuning): beta 5, aggregation 4, duplicate_users 2, n_negatives 3 + 3,
+    # dim 3 + 3, temperature 4 + 4.
+    sweep_points = 2 * (5 + 4 + 2 + 6 + 6 + 8)
     tuned, trials = methods - 1, 12  # every method but mostpop has a search space; config.yaml's budget
     assert counts == {
         "download": datasets,
         "prepare": datasets * protocols,
-        "train": datasets * methods * seeds * protocols + (beta_points + aggregation_points) * seeds,
+        "train": datasets * methods * seeds * protocols + sweep_points * seeds,
         "tune_trial": datasets * tuned * trials, "tune": datasets * tuned, "tuning_table": 1,
         "collect": 1, "tables": 1, "figures": 1, "report": 1, "all": 1, "total": counts["total"],
     }
