@@ -7,7 +7,9 @@ Online MF tables + a linear predictor q trained by ``(2 − 2cos(q(u), ξ_i)) + 
 against a target MF that starts as a copy and follows the online tables by momentum
 ``ξ ← τξ + (1−τ)θ`` (τ = 0.995) after every step (``onebp.updates.MomentumTarget``); ranking by
 ``q(u)·i + u·q(i)`` (online side). The target's moving average is the closest relative of OneBP's
-non-gradient user update. Official settings: Adam lr 1e-3, batch 1024, dim 250 (32 on ML-100K here).
+non-gradient user update. Official settings (author code, ``main.py``): Adam lr 1e-3 with weight
+decay 1e-4 on every trained parameter (predictor included), batch 1024, dim 250 (32 on ML-100K
+here), τ 0.995. Without the weight decay ML-100K test Recall@20 fell from 0.33 to 0.25.
 """
 
 from dataclasses import dataclass
@@ -38,7 +40,7 @@ register(
         name="buir",
         build=build,
         params=BUIRParams,
-        defaults={"*": {"n_negatives": 0, "lr": 1e-3, "l2": 0.0, "batch_size": 1024, "dim": 250},
+        defaults={"*": {"n_negatives": 0, "lr": 1e-3, "l2": 1e-4, "batch_size": 1024, "dim": 250},
                   "ml-100k": {"dim": 32}, "ml-100k-onebp": {"dim": 32}},
         citation="Lee et al. Bootstrapping User and Item Representations for One-Class Collaborative "
                  "Filtering. SIGIR 2021.",

@@ -7,9 +7,11 @@ As in the paper and its official code: symmetric normalisation ``D^-1/2 A D^-1/2
 train graph (no self loops), K = 3 layers, final vector = mean of layers 0…K (α_k = 1/(K+1)), BPR
 with one uniform negative, Adam lr 1e-3 *without* weight decay and instead the L2 penalty
 ``1e-4 · ½(‖e⁰_u‖² + ‖e⁰_i⁺‖² + ‖e⁰_i⁻‖²)/B`` on the batch's layer-0 embeddings
-(``ego_l2``; ``l2`` = Adam weight decay is 0), batch 2048. The original samples one (user, item)
-per user-draw; we make one pass over the train interactions per epoch (as for every method here).
-Paper dim 64; on ML-100K we use the OneBP paper's 32 so that all methods compare at one size.
+(``ego_l2``; ``l2`` = Adam weight decay is 0), batch 2048, tables initialised N(0, 0.1²)
+(``init_std``; the official PyTorch code's choice over Xavier). The original draws each epoch's
+n_train (user, positive) pairs by sampling users uniformly; we make one pass over the train
+interactions per epoch (as for every method here). Paper dim 64; on ML-100K we use the OneBP
+paper's 32 so that all methods compare at one size.
 """
 
 from dataclasses import dataclass
@@ -24,11 +26,13 @@ from onebp.search_space import LEARNING_RATE, IntRange, LogUniform
 class LightGCNParams:
     n_layers: int = 3
     ego_l2: float = 1e-4
+    init_std: float = 0.1  # N(0, init_std²) tables, as gusye1234/LightGCN-PyTorch
 
 
 def build(ctx):
     p = ctx.params
-    return compose(ctx, "lightgcn", BPR(), "backprop", batch_l2=p["ego_l2"], n_layers=p["n_layers"])
+    return compose(ctx, "lightgcn", BPR(), "backprop", batch_l2=p["ego_l2"], n_layers=p["n_layers"],
+                   init_std=p["init_std"])
 
 
 register(

@@ -18,9 +18,12 @@ only the item tower by gradient, so the loss must contain a positive term that p
   OneBP + SimpleX (its user tower is mostly a learnt function of items, not a table to aggregate).
 """
 
+from dataclasses import dataclass
+
 from onebp.losses import BPR, DirectAU, InfoNCE
 from onebp.methods import CITATION, ONEBP_SPACE, PAPER_DEFAULTS, compose
 from onebp.registry import Method, register
+from onebp.search_space import LogUniform
 
 FAST = {"lr": 0.01, "l2": 0.0, "batch_size": 128, "beta": 0.9}
 #: OneBP's space without τ, for the variants whose loss has no temperature
@@ -48,15 +51,23 @@ register(
         search_space=NO_TEMPERATURE,
     )
 )
+
+
+@dataclass
+class OneBPDirectAUParams:
+    gamma: float = 1.0  # uniformity weight (DirectAU's default; only item uniformity acts here)
+
+
 register(
     Method(
         name="onebp-directau",
-        build=lambda ctx: compose(ctx, "mf", DirectAU(1.0), "onebp", sampler="inbatch"),
+        build=lambda ctx: compose(ctx, "mf", DirectAU(ctx.params["gamma"]), "onebp", sampler="inbatch"),
+        params=OneBPDirectAUParams,
         defaults={"*": {"n_negatives": 0},
                   **{k: {**v, "n_negatives": 0} for k, v in PAPER_DEFAULTS.items()}},
         citation=CITATION,
         summary="OneBP update with MF + DirectAU (user uniformity inert: users get no gradient)",
         test_overrides=FAST,
-        search_space=NO_TEMPERATURE,
+        search_space={**NO_TEMPERATURE, "gamma": LogUniform(0.01, 10.0)},
     )
 )

@@ -22,6 +22,17 @@ def xavier_table(n: int, dim: int, generator: torch.Generator, device: torch.dev
     return nn.Parameter(weight)
 
 
+def init_table(n: int, dim: int, generator: torch.Generator, device: torch.device,
+               std: float | None = None) -> nn.Parameter:
+    """A |n|×dim table: N(0, std²) when ``std`` is given (LightGCN's official code uses 0.1, SimpleX's
+    1e-4), else Xavier-normal (:func:`xavier_table`, OneBP's official init)."""
+    if std is None:
+        return xavier_table(n, dim, generator, device)
+    weight = torch.empty(n, dim, device=device)
+    nn.init.normal_(weight, std=std, generator=generator)
+    return nn.Parameter(weight)
+
+
 class MF(nn.Module):
     """Matrix factorisation: a user table and an item table."""
 
@@ -133,11 +144,12 @@ class LightGCN(nn.Module):
     plain_tables = False
 
     def __init__(self, n_users: int, n_items: int, dim: int, generator: torch.Generator,
-                 device: torch.device, graph: GraphSpec, n_layers: int = 3) -> None:
+                 device: torch.device, graph: GraphSpec, n_layers: int = 3,
+                 init_std: float | None = None) -> None:
         super().__init__()
         self.n_users, self.n_items, self.n_layers = n_users, n_items, n_layers
-        self.user_table = xavier_table(n_users, dim, generator, device)
-        self.item_table = xavier_table(n_items, dim, generator, device)
+        self.user_table = init_table(n_users, dim, generator, device, init_std)
+        self.item_table = init_table(n_items, dim, generator, device, init_std)
         self.adj = normalized_adjacency(graph, device)
         self._cache: tuple[torch.Tensor, torch.Tensor] | None = None
 
@@ -188,10 +200,11 @@ class HistoryAggregation(nn.Module):
     plain_tables = False
 
     def __init__(self, n_users: int, n_items: int, dim: int, generator: torch.Generator,
-                 device: torch.device, train, g: float = 0.5, linear: bool = True) -> None:
+                 device: torch.device, train, g: float = 0.5, linear: bool = True,
+                 init_std: float | None = None) -> None:
         super().__init__()
-        self.user_table = xavier_table(n_users, dim, generator, device)
-        self.item_table = xavier_table(n_items, dim, generator, device)
+        self.user_table = init_table(n_users, dim, generator, device, init_std)
+        self.item_table = init_table(n_items, dim, generator, device, init_std)
         self.g = g
         self.history, self.history_t = history_matrix(train, device)
         self.V = xavier_table(dim, dim, generator, device) if linear else None

@@ -80,3 +80,50 @@ def test_ease_closed_form():
     torch.testing.assert_close(model.B.double(), b, rtol=1e-5, atol=1e-6)
     assert torch.all(model.B.diagonal() == 0)
     torch.testing.assert_close(model.score_users(torch.tensor([0, 3])), (x[[0, 3]] @ b).float())
+
+
+def test_init_table_normal_std_or_xavier_by_default():
+    from onebp.encoders import init_table, xavier_table
+
+    cpu = torch.device("cpu")
+    t = init_table(4000, 64, torch.Generator().manual_seed(0), cpu, std=0.1).detach()
+    assert abs(float(t.std()) - 0.1) < 0.002 and abs(float(t.mean())) < 0.002
+    x = init_table(300, 16, torch.Generator().manual_seed(1), cpu)
+    torch.testing.assert_close(x, xavier_table(300, 16, torch.Generator().manual_seed(1), cpu))
+
+
+def _resolved(method: str, dataset: str = "any", **overrides):
+    from onebp.config import resolve_config
+    from onebp.registry import get_method
+
+    m = get_method(method)
+    return resolve_config(method, m.params, m.defaults, dataset, overrides)
+
+
+def test_baseline_defaults_follow_their_official_code():
+    lgc = _resolved("lightgcn")  # gusye1234/LightGCN-PyTorch: N(0, 0.1) tables, decay 1e-4, batch 2048
+    assert (lgc.params["init_std"], lgc.params["ego_l2"], lgc.l2, lgc.lr, lgc.batch_size, lgc.dim) == (
+        0.1, 1e-4, 0.0, 1e-3, 2048, 64)
+    buir = _resolved("buir")  # BUIR author code: Adam lr 1e-3, weight decay 1e-4, τ 0.995, batch 1024
+    assert (buir.l2, buir.lr, buir.params["tau"], buir.batch_size, buir.dim) == (1e-4, 1e-3, 0.995, 1024, 250)
+    dau = _resolved("directau")  # DirectAU README/RecBole: lr 1e-3, batch 256, dim 64, in-batch only
+    assert (dau.lr, dau.batch_size, dau.dim, dau.n_negatives) == (1e-3, 256, 64, 0)
+
+
+def test_lightgcn_tables_start_from_the_configured_normal():
+    pairs = np.array([[u, i] for u in range(40) for i in range(u % 7, 60, 7)])
+    graph = GraphSpec(40, 60, pairs)
+    enc = LightGCN(40, 60, 128, torch.Generator().manual_seed(0), torch.device("cpu"), graph, init_std=0.1)
+    table = torch.cat([enc.user_table, enc.item_table]).detach()
+    assert abs(float(table.std()) - 0.1) < 0.005
+
+
+def test_onebp_directau_gamma_is_a_setting():
+    from onebp.conformance import battery_split, make_trainer
+    from onebp.registry import get_method
+
+    assert _resolved("onebp-directau", gamma="0.3").params["gamma"] == 0.3
+    assert _resolved("onebp-directau").params["gamma"] == 1.0
+    trainer = make_trainer(get_method("onebp-directau"), battery_split(), gamma=0.3)
+    loss = trainer.model.strategy.loss
+    assert isinstance(loss, DirectAU) and loss.gamma == 0.3
