@@ -5,8 +5,8 @@
 Prints, for each run, test Recall/NDCG at the epochs the official reference lists and the best
 over all epochs (chosen on test, as the official code reports), next to the reference figures.
 The reference numbers were measured with the official code (github.com/studentcej/OneBP, seed
-2022, 1 thread) and are listed with their setting in docs/method.md (tests/test_docs.py keeps the
-two equal); they are data, not something this script computes.
+2022, 1 thread), kept in onebp/published.py and listed with their setting in docs/method.md
+(tests/test_docs.py keeps the two equal); they are data, not something this script computes.
 """
 
 from __future__ import annotations
@@ -18,15 +18,10 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
-# epoch -> (Recall@10, NDCG@10, Recall@20, NDCG@20)
-OFFICIAL = {
-    50: (0.1938, 0.3541, 0.2957, 0.3531),
-    200: (0.2128, 0.3914, 0.3227, 0.3902),
-    500: (0.2324, 0.4336, 0.3533, 0.4294),
-    1000: (0.2392, 0.4444, 0.3629, 0.4407),
-    2000: (0.2448, 0.4483, 0.3690, 0.4457),
-}
-OFFICIAL_BEST = {"recall@20": 0.3743, "ndcg@20": 0.4494}
+from onebp.published import OFFICIAL_BEST, OFFICIAL_CURVE
+
+# The reference figures' one home is onebp/published.py (the reproduction report reads them too).
+OFFICIAL = OFFICIAL_CURVE  # epoch -> (Recall@10, NDCG@10, Recall@20, NDCG@20)
 COLUMNS = ("recall@10", "ndcg@10", "recall@20", "ndcg@20")
 
 

@@ -16,13 +16,13 @@ from onebp.errors import UserError
 def build_parser() -> argparse.ArgumentParser:
     # Each module registers its subcommands; heavy imports (torch, pandas) wait for the handler,
     # so `onebp data ...` and `onebp --help` start fast.
-    from onebp import commands, gpu_slots, tune_cli
+    from onebp import bench_suite, commands, gpu_slots, tune_cli
     from onebp.data import cli as data_cli
     from onebp.report import cli as report_cli
 
     parser = argparse.ArgumentParser(prog="onebp", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in (commands, tune_cli, data_cli, report_cli, gpu_slots):
+    for module in (commands, bench_suite, tune_cli, data_cli, report_cli, gpu_slots):
         module.register(sub)
     return parser
 

@@ -203,6 +203,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
             for k, v in row.items():
                 if k.startswith("seconds_"):
                     phases.setdefault(k, []).append(v)
+    # Training's peak before any evaluation: RSS is the process's high-water mark so far (loading +
+    # training); the GPU counter is reset so the evaluation's own peak is measured apart.
+    rss_train, gpu_train = peak_memory_mb(trainer.device)
+    if trainer.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(trainer.device)
     evals, eval_cpu = [], []
     part = "valid" if split.has_valid else "test"
     trainer.evaluate(part)  # warm-up
@@ -211,7 +216,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         trainer.evaluate(part)
         evals.append(trainer.timer.now() - t)
         eval_cpu.append(time.process_time() - cpu)
-    rss, gpu = peak_memory_mb(trainer.device)
+    rss, gpu = peak_memory_mb(trainer.device)  # rss: whole process; gpu: evaluation only (reset above)
+    if gpu is not None and gpu_train is not None:
+        gpu_all = max(gpu, gpu_train)
+    else:
+        gpu_all = gpu
     epoch = float(np.median(phases["seconds_train"]))
     n_train = len(split.part("train"))
     print(json.dumps({
@@ -227,6 +236,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         "eval_cpu_seconds_median": round(float(np.median(eval_cpu)), 5),
         "eval_part": part,
         "interactions_per_second": round(n_train / epoch),
-        "peak_rss_mb": round(rss, 1), "peak_gpu_mb": None if gpu is None else round(gpu, 1),
+        "peak_rss_mb": round(rss, 1), "peak_gpu_mb": None if gpu_all is None else round(gpu_all, 1),
+        "peak_rss_train_mb": round(rss_train, 1),
+        "peak_gpu_train_mb": None if gpu_train is None else round(gpu_train, 1),
+        "peak_gpu_eval_mb": None if gpu is None else round(gpu, 1),
     }))
     return 0

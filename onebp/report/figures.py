@@ -3,8 +3,14 @@
 Every figure is written as PNG (for the Snakemake report) and PDF (for papers):
 - ``curves``: validation metric per epoch (mean and sd over seeds) per dataset, one line per method;
 - ``time_quality``: test metric against training wall time, one point per run;
-- ``epoch_time`` and ``memory``: bars per method (median s / epoch; peak RSS and GPU memory);
-- ``sweep_<param>``: test metric against a swept hyper-parameter, one line per method.
+- ``epoch_time`` and ``memory``: bars per method (median s / epoch; peak RSS and GPU memory) — from
+  the dedicated benchmark (``results/bench/*.json``, every repeat a point, bars the median, whiskers
+  min–max) when given, else from the study's runs (which may have shared cores);
+- ``sweep_<param>``: test metric against a swept hyper-parameter, one line per swept method with a
+  band of ± 1 std over seeds; a method in the figure's datasets that was not swept (TwoBP in the β
+  sweep) is drawn as a horizontal reference line at its main setting, with its band;
+- ``protocol_gap``: best-on-test (protocol paper) minus the validation-selected test value (protocol
+  clean) per method, mean over seeds with ± 1 std.
 """
 
 from __future__ import annotations
@@ -132,34 +138,109 @@ def sweep_frame(df: pd.DataFrame, runs: pd.DataFrame, param: str, protocol: str,
     return sel.merge(swept, on=["dataset", "method"])
 
 
-def fig_sweep(df: pd.DataFrame, runs: pd.DataFrame, out_dir: Path, param: str, protocol: str, metric: str) -> list[Path]:
+def fig_sweep(df: pd.DataFrame, runs: pd.DataFrame, out_dir: Path, param: str, protocol: str, metric: str,
+              reference_methods: tuple[str, ...] = ("twobp", "onebp")) -> list[Path]:
     name = f"sweep_{param}"
     data = sweep_frame(df, runs, param, protocol, metric)
     if data.empty:
         return _empty(out_dir, name, f"no runs sweeping {param}")
     numeric = pd.to_numeric(data["param"], errors="coerce")
-    if numeric.notna().all():
-        data = data.assign(param=numeric)
-    else:
-        data = data.assign(param=data["param"].astype(str))
-    g = sns.relplot(data=data, x="param", y="value", hue="method", col="dataset", kind="line", marker="o",
-                    errorbar="sd", facet_kws={"sharey": False, "sharex": False}, height=3, aspect=1.2,
-                    col_wrap=min(4, data["dataset"].nunique()))
-    if numeric.notna().all() and (numeric > 0).all() and numeric.max() / numeric.min() >= 100:
-        g.set(xscale="log")
-    g.set_axis_labels(param, f"{metric}")
-    return _save(g.figure, out_dir, name)
+    is_num = bool(numeric.notna().all())
+    data = data.assign(param=numeric if is_num else data["param"].astype(str))
+    split = "test" if protocol == "clean" else "best_on_test"
+    mname, _, k = metric.partition("@")
+    main = _main(df, protocol)
+    main = main[(main["split"] == split) & (main["metric"] == mname) & (main["k"] == int(k))]
+    datasets = list(dict.fromkeys(data["dataset"]))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4.2 * len(datasets), 3.2), squeeze=False)
+    palette = dict(zip(sorted(set(data["method"]) | set(reference_methods)), sns.color_palette(), strict=False))
+    for ax, ds in zip(axes[0], datasets, strict=True):
+        d = data[data["dataset"] == ds]
+        order = sorted(d["param"].unique(), key=lambda v: (v if is_num else str(v)))
+        xpos = {v: (v if is_num else i) for i, v in enumerate(order)}
+        for m, gm in d.groupby("method"):
+            st = gm.groupby("param")["value"].agg(["mean", "std", "size"]).reindex(order).dropna(subset=["mean"])
+            x = [xpos[v] for v in st.index]
+            sd = st["std"].fillna(0.0)
+            ax.plot(x, st["mean"], marker="o", color=palette[m], label=f"{m} (swept)")
+            ax.fill_between(x, st["mean"] - sd, st["mean"] + sd, color=palette[m], alpha=0.2)
+        # methods present at their main setting but not swept here: a reference line with its band
+        for m in reference_methods:
+            if m in set(d["method"]):
+                continue
+            v = main[(main["dataset"] == ds) & (main["method"] == m)]["value"].astype(float)
+            if v.empty:
+                continue
+            mu, sd = v.mean(), (v.std(ddof=1) if len(v) > 1 else 0.0)
+            ax.axhline(mu, color=palette[m], ls="--", label=f"{m} (main setting)")
+            ax.axhspan(mu - sd, mu + sd, color=palette[m], alpha=0.12)
+        if is_num and min(order) > 0 and max(order) / min(order) >= 100:
+            ax.set_xscale("log")
+        if not is_num:
+            ax.set_xticks(range(len(order)), [str(v) for v in order], rotation=30)
+        ax.set_title(ds)
+        ax.set_xlabel(param)
+        ax.set_ylabel(f"{split} {metric}")
+        ax.legend(fontsize=7)
+    fig.suptitle(f"sweep of {param}: mean ± 1 std over seeds", fontsize=9)
+    return _save(fig, out_dir, name)
+
+
+def fig_protocol_gap(df: pd.DataFrame, out_dir: Path, metric: str) -> list[Path]:
+    from onebp.report.protocol_gap import gap_frame
+
+    mname, _, k = metric.partition("@")
+    data = gap_frame(df, (mname,), int(k))
+    if data.empty:
+        return _empty(out_dir, "protocol_gap", "no (dataset, method, seed) ran both protocols")
+    g = sns.catplot(data=data, x="method", y="gap", col="dataset", kind="bar", errorbar="sd",
+                    sharey=False, height=3, aspect=1.3, col_wrap=min(4, data["dataset"].nunique()))
+    g.set_axis_labels("", f"{metric}: best-on-test (paper) − selected (clean)")
+    g.tick_params(axis="x", rotation=45)
+    for ax in g.axes.flat:
+        ax.axhline(0.0, color="black", lw=0.8)
+    return _save(g.figure, out_dir, "protocol_gap")
+
+
+def fig_bench_epoch_time(bench: pd.DataFrame, out_dir: Path) -> list[Path]:
+    g = sns.catplot(data=bench, x="method", y="epoch_seconds_median", col="dataset", kind="bar",
+                    estimator="median", errorbar=("pi", 100), sharey=False, height=3, aspect=1.2,
+                    col_wrap=min(4, bench["dataset"].nunique()))
+    for ax, (_, d) in zip(g.axes.flat, bench.groupby("dataset", sort=False), strict=False):
+        sns.stripplot(data=d, x="method", y="epoch_seconds_median", ax=ax, color="black", size=3)
+    g.set_axis_labels("", "s / epoch (benchmark: median, min–max)")
+    g.tick_params(axis="x", rotation=45)
+    return _save(g.figure, out_dir, "epoch_time")
+
+
+def fig_bench_memory(bench: pd.DataFrame, out_dir: Path) -> list[Path]:
+    cols = {"peak_rss_train_mb": "train RSS", "peak_gpu_train_mb": "train GPU", "peak_gpu_eval_mb": "eval GPU"}
+    present = [c for c in cols if c in bench and pd.to_numeric(bench[c], errors="coerce").notna().any()]
+    long = bench.melt(id_vars=["dataset", "method"], value_vars=present, var_name="kind", value_name="MB")
+    long = long.assign(kind=long["kind"].map(cols), MB=pd.to_numeric(long["MB"], errors="coerce")).dropna()
+    g = sns.catplot(data=long, x="method", y="MB", hue="kind", col="dataset", kind="bar", estimator="median",
+                    errorbar=("pi", 100), sharey=False, height=3, aspect=1.2,
+                    col_wrap=min(4, long["dataset"].nunique()))
+    g.set_axis_labels("", "peak memory (MB; benchmark)")
+    g.tick_params(axis="x", rotation=45)
+    return _save(g.figure, out_dir, "memory")
 
 
 def all_figures(
-    df: pd.DataFrame, runs: pd.DataFrame, out_dir: str | Path, protocol: str, metric: str, sweeps: list[str]
+    df: pd.DataFrame, runs: pd.DataFrame, out_dir: str | Path, protocol: str, metric: str, sweeps: list[str],
+    bench: pd.DataFrame | None = None, protocol_gap: bool = False,
 ) -> list[Path]:
     out_dir = Path(out_dir)
     sns.set_theme(style="whitegrid", context="paper")
     paths = fig_curves(df, out_dir, protocol, metric)
     paths += fig_time_quality(df, out_dir, protocol, metric)
-    paths += fig_epoch_time(df, out_dir, protocol)
-    paths += fig_memory(df, out_dir, protocol)
+    if bench is not None and not bench.empty:
+        paths += fig_bench_epoch_time(bench, out_dir) + fig_bench_memory(bench, out_dir)
+    else:
+        paths += fig_epoch_time(df, out_dir, protocol)
+        paths += fig_memory(df, out_dir, protocol)
     for p in sweeps:
         paths += fig_sweep(df, runs, out_dir, p, protocol, metric)
+    if protocol_gap:
+        paths += fig_protocol_gap(df, out_dir, metric)
     return paths

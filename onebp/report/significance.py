@@ -6,6 +6,16 @@ Two tests, both paired and two-sided:
   value averaged over the seeds both methods ran, users present in every such run.
 A test that cannot be computed (fewer than 2 pairs, all differences zero) gives p = 1 (not
 significant) rather than NaN, so "no marker" always means "no evidence of a difference".
+
+Twins share their randomness (initial tables and sampling stream come from (dataset, seed)), so the
+seed test pairs run s of one method with run s of the other: the pairs are twins.
+
+Next to each p-value: the paired effect size over users — the mean over users of the per-user
+difference (each user's value averaged over the paired seeds) — with a 95 % percentile bootstrap
+confidence interval over users (``scipy.stats.bootstrap``, seeded, so the table is reproducible).
+Within one table the p-values of each test are corrected together for multiple comparisons by
+Holm–Bonferroni (``holm``). A method whose value does not change with the seed (mostpop, EASE:
+``deterministic``) has no seed-to-seed variation to test: it is tested over users only.
 """
 
 from __future__ import annotations
@@ -20,6 +30,11 @@ from scipy import stats
 
 SEED_TEST = "paired t-test over seeds (scipy.stats.ttest_rel)"
 USER_TEST = "Wilcoxon signed-rank test over users on per-user values averaged over seeds (scipy.stats.wilcoxon)"
+EFFECT = ("mean paired difference over users (per-user values averaged over the paired seeds) with a 95 % "
+          "percentile bootstrap CI over users (scipy.stats.bootstrap)")
+HOLM = "Holm–Bonferroni-corrected across the cells of this table (each test separately)"
+BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_SEED = 0
 
 
 def paired_seed_p(a: pd.Series, b: pd.Series) -> float:
@@ -61,3 +76,58 @@ def paired_user_p(ref_runs: Sequence[str], other_runs: Sequence[str], key: str) 
     if len(d) < 2 or np.allclose(d, 0.0):
         return 1.0
     return float(stats.wilcoxon(a.to_numpy(), b.to_numpy()).pvalue)
+
+
+def holm(pvalues: Sequence[float]) -> np.ndarray:
+    """Holm–Bonferroni adjusted p-values (step-down; NaN entries are left out and stay NaN).
+
+    Sorted ascending p_(1) ≤ … ≤ p_(m): adjusted p_(i) = max_{j ≤ i} min(1, (m − j + 1)·p_(j)); a
+    hypothesis is rejected at level α exactly when its adjusted p-value is < α.
+    """
+    p = np.asarray(pvalues, dtype=float)
+    out = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(~np.isnan(p))
+    m = len(ok)
+    if m == 0:
+        return out
+    order = ok[np.argsort(p[ok], kind="stable")]
+    scaled = np.minimum(1.0, (m - np.arange(m)) * p[order])
+    out[order] = np.maximum.accumulate(scaled)
+    return out
+
+
+def bootstrap_mean_ci(d: np.ndarray, confidence: float = 0.95, n_resamples: int = BOOTSTRAP_RESAMPLES,
+                      seed: int = BOOTSTRAP_SEED) -> tuple[float, float]:
+    """Percentile bootstrap CI of the mean of ``d`` (resampling its entries), seeded."""
+    d = np.asarray(d, dtype=float)
+    if len(d) < 2 or np.all(d == d[0]):
+        return (float(d[0]), float(d[0])) if len(d) else (np.nan, np.nan)
+    res = stats.bootstrap((d,), np.mean, confidence_level=confidence, n_resamples=n_resamples,
+                          method="percentile", vectorized=True, rng=np.random.default_rng(seed))
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def user_differences(ref_runs: Sequence[str], other_runs: Sequence[str], key: str) -> np.ndarray | None:
+    """Per-user ``ref − other`` (each averaged over its runs), on the users both have; None when a
+    run has no per-user file."""
+    a, b = per_user_mean(ref_runs, key), per_user_mean(other_runs, key)
+    if a is None or b is None:
+        return None
+    a, b = a.align(b, join="inner")
+    return (a - b).to_numpy(float)
+
+
+def user_effect(ref_runs: Sequence[str], other_runs: Sequence[str], key: str) -> dict[str, float]:
+    """Effect size over users with its bootstrap CI and the Wilcoxon p-value (module docstring)."""
+    d = user_differences(ref_runs, other_runs, key)
+    if d is None or len(d) == 0:
+        return {"delta": np.nan, "ci_low": np.nan, "ci_high": np.nan, "n_users": 0, "p_users": np.nan}
+    lo, hi = bootstrap_mean_ci(d)
+    p = 1.0 if len(d) < 2 or np.allclose(d, 0.0) else float(stats.wilcoxon(d).pvalue)
+    return {"delta": float(d.mean()), "ci_low": lo, "ci_high": hi, "n_users": len(d), "p_users": p}
+
+
+def deterministic(values: pd.Series) -> bool:
+    """True when a method's per-seed values do not depend on the seed (≥ 2 seeds, all equal)."""
+    v = values.to_numpy(float)
+    return len(v) >= 2 and bool(np.all(v == v[0]))

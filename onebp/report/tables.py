@@ -68,15 +68,22 @@ def main_table(
         means = {m: v.mean() for m, v in per_method.items()}
         best = max(means.values())
         for m, v in per_method.items():
-            p_seed = p_user = np.nan
+            row = {"p_seeds": np.nan, "delta": np.nan, "ci_low": np.nan, "ci_high": np.nan, "p_users": np.nan,
+                   "tested_over": ""}
             if m != reference and reference in per_method:
-                p_seed = significance.paired_seed_p(per_method[reference], v)
+                det = significance.deterministic(v) or significance.deterministic(per_method[reference])
+                # Seeds: pairs of twins (same seed). A deterministic method has no seed variation to
+                # pair, so it is tested over users only.
+                if not det:
+                    row["p_seeds"] = significance.paired_seed_p(per_method[reference], v)
+                row["tested_over"] = "users only (deterministic)" if det else "seeds and users"
                 if user_test:
                     # Pair on the seeds both ran so the per-user averages are comparable.
                     common = set(per_method[reference].index) & set(v.index)
                     ref_runs = g[(g["method"] == reference) & g["seed"].isin(common)]["run_dir"].astype(str)
                     oth_runs = g[(g["method"] == m) & g["seed"].isin(common)]["run_dir"].astype(str)
-                    p_user = significance.paired_user_p(sorted(ref_runs), sorted(oth_runs), f"{metric}@{k}")
+                    row.update(significance.user_effect(sorted(ref_runs), sorted(oth_runs), f"{metric}@{k}"))
+                    row.pop("n_users", None)
             numbers.append(
                 {
                     "dataset": ds,
@@ -87,14 +94,15 @@ def main_table(
                     "std": v.std(ddof=1) if len(v) > 1 else np.nan,
                     "n_seeds": len(v),
                     "best": bool(np.isclose(means[m], best)),
-                    "p_seeds": p_seed,
-                    "p_users": p_user,
-                    "sig_seeds": bool(p_seed < alpha),
-                    "sig_users": bool(p_user < alpha),
+                    **row,
                     "runs": ";".join(runs[m]),
                 }
             )
     num = pd.DataFrame(numbers)
+    # Holm–Bonferroni across the cells of this table, each test its own family.
+    for test in ("p_seeds", "p_users"):
+        num[f"{test}_holm"] = significance.holm(num[test].to_numpy(float))
+        num[f"sig_{test.removeprefix('p_')}"] = num[f"{test}_holm"] < alpha
     ds_order = _order(num["dataset"], datasets)
     m_order = _order(num["method"], methods)
     num["_d"] = num["dataset"].map(ds_order.index)
@@ -114,10 +122,50 @@ def main_table(
     caption = (
         f"Test {', '.join(NAMES.get(m, m) for m in metrics)} @ {'/'.join(map(str, ks))}, "
         f"protocol {protocol!r} (split {split!r}); mean ± std over seeds; best mean per dataset in bold. "
-        f"{SEED_MARK}: differs from {reference} at p < {alpha} ({significance.SEED_TEST})"
-        + (f"; {USER_MARK}: differs from {reference} at p < {alpha} ({significance.USER_TEST})." if user_test else ".")
+        f"{SEED_MARK}: differs from {reference} at p < {alpha} ({significance.SEED_TEST}, twins paired by seed)"
+        + (f"; {USER_MARK}: differs from {reference} at p < {alpha} ({significance.USER_TEST})" if user_test else "")
+        + f"; p-values {significance.HOLM}. Deterministic methods (the same value for every seed) are tested "
+        "over users only. Effect sizes and CIs: the tests table."
     )
     return Table(cells, num, caption)
+
+
+def tests_table(main: Table, reference: str = "onebp", alpha: float = 0.05, digits: int = 4) -> Table:
+    """The statistics behind the main table's markers, one row per compared cell: both means, the
+    paired effect over users (``reference − method``) with its 95 % bootstrap CI, and both
+    Holm-corrected p-values."""
+    num = main.numbers[main.numbers["method"] != reference].copy()
+    if num.empty:
+        raise ValueError(f"nothing compared with {reference!r}")
+    ref = main.numbers[main.numbers["method"] == reference].set_index(["dataset", "metric", "k"])["mean"]
+    num["reference_mean"] = [ref.get((r.dataset, r.metric, r.k), np.nan) for r in num.itertuples()]
+
+    def f(v: float) -> str:
+        return "" if not np.isfinite(v) else f"{v:.{digits}f}"
+
+    def pv(v: float) -> str:
+        return "n/a" if not np.isfinite(v) else ("< 1e-4" if v < 1e-4 else f"{v:.4f}")
+
+    cells = pd.DataFrame({
+        "dataset": num["dataset"],
+        "method": num["method"],
+        "metric": [f"{NAMES.get(r.metric, r.metric)}@{r.k}" for r in num.itertuples()],
+        reference: num["reference_mean"].map(f),
+        "method mean": num["mean"].map(f),
+        f"Δ ({reference} − method) [95% CI]": [
+            "" if not np.isfinite(r.delta) else f"{r.delta:+.{digits}f} [{r.ci_low:+.{digits}f}, {r.ci_high:+.{digits}f}]"
+            for r in num.itertuples()],
+        "p users (Holm)": num["p_users_holm"].map(pv),
+        "p seeds (Holm)": num["p_seeds_holm"].map(pv),
+        "tested over": num["tested_over"],
+    })
+    caption = (
+        f"Paired comparisons with {reference} behind the main table. Δ: {significance.EFFECT}; positive = "
+        f"{reference} better. p users: {significance.USER_TEST}; p seeds: {significance.SEED_TEST}, twins "
+        f"paired by seed; both {significance.HOLM}; significant at α = {alpha}. n/a: not computed "
+        "(deterministic method: users only)."
+    )
+    return Table(cells, num.reset_index(drop=True), caption)
 
 
 def _fmt(r, digits: int, style: str) -> str:

@@ -1,0 +1,111 @@
+"""Efficiency from the dedicated benchmark (``results/bench/<dataset>.json``, ``onebp bench-suite``),
+not from the study's train jobs, which shared the machine's cores with each other.
+
+Per dataset × method: seconds per training epoch (median over interleaved repeats, with min–max),
+seconds per phase, seconds per full evaluation, time to quality, peak training memory and peak
+evaluation memory (GPU; on the CPU the process's resident high-water mark, which after evaluation
+can only be ≥ the training one).
+
+Time to quality = wall seconds until the selected epoch, from the benchmark's clean timings and the
+study's runs: ``selected_epoch × s/epoch + (selected_epoch // eval_every) × s/evaluation``, with the
+median selected epoch of the method's main clean runs (their validation-selected epoch).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from onebp.report.layout import MAIN, setting_tag
+from onebp.report.tables import Table, _order
+
+CAPTION = (
+    "Efficiency from the dedicated benchmark (rule bench: the only job running, methods interleaved, "
+    "{repeats}): median over repeats [min–max] of each repeat's median seconds per training epoch and "
+    "its phases (sample / prepare / step / aggregate), seconds per full-ranking evaluation; time to "
+    "quality = wall seconds until the selected epoch (median validation-selected epoch of the main clean "
+    "runs × s/epoch + its evaluations × s/eval); peak memory of training (before any evaluation) and, "
+    "for GPUs, of evaluation alone. Device: {device}."
+)
+
+
+def load_bench(paths: list[str | Path]) -> pd.DataFrame:
+    """Every repeat's record of every benchmark file, with its dataset (the file's stem)."""
+    rows = []
+    for p in map(Path, paths):
+        data = json.loads(p.read_text())
+        for r in data["records"]:
+            flat = {k: v for k, v in r.items() if not isinstance(v, dict)}
+            for ph, v in (r.get("phase_seconds_median") or {}).items():
+                flat[f"phase_{ph}"] = v
+            rows.append({"dataset": p.stem, **flat})
+    return pd.DataFrame(rows)
+
+
+def _selected(df: pd.DataFrame) -> pd.DataFrame:
+    """Median selected epoch and eval_every of each method's main clean runs."""
+    tags = df["setting"].astype(str).map(setting_tag)
+    sel = df[(tags == MAIN) & (df["protocol"] == "clean") & (df["split"] == "train")
+             & (df["metric"] == "selected_epoch")]
+    rows = []
+    for (ds, m), g in sel.groupby(["dataset", "method"]):
+        every = []
+        for d in g["run_dir"].astype(str):
+            cfg = Path(d) / "config.json"
+            if cfg.exists():
+                every.append(int(json.loads(cfg.read_text()).get("eval_every", 1)))
+        rows.append({"dataset": ds, "method": m, "selected_epoch": float(g["value"].median()),
+                     "eval_every": int(np.median(every)) if every else 1})
+    return pd.DataFrame(rows, columns=["dataset", "method", "selected_epoch", "eval_every"])
+
+
+def bench_table(bench: pd.DataFrame, results: pd.DataFrame | None = None,
+                methods: list[str] | None = None, datasets: list[str] | None = None) -> Table:
+    if bench.empty:
+        raise ValueError("no benchmark records")
+    sel = _selected(results) if results is not None else pd.DataFrame(
+        columns=["dataset", "method", "selected_epoch", "eval_every"])
+    rows = []
+    for (ds, m), g in bench.groupby(["dataset", "method"], sort=False):
+        row: dict = {"dataset": ds, "method": m, "repeats": len(g), "device": g["device_name"].iloc[0]}
+        for col in ["epoch_seconds_median", "eval_seconds_median", "peak_rss_train_mb", "peak_rss_mb",
+                    "peak_gpu_train_mb", "peak_gpu_eval_mb"] + [c for c in g if c.startswith("phase_")]:
+            v = pd.to_numeric(g[col], errors="coerce") if col in g else pd.Series(dtype=float)
+            v = v.dropna()
+            row[col] = float(v.median()) if len(v) else np.nan
+            row[f"{col}_min"] = float(v.min()) if len(v) else np.nan
+            row[f"{col}_max"] = float(v.max()) if len(v) else np.nan
+        s = sel[(sel["dataset"] == ds) & (sel["method"] == m)]
+        row["selected_epoch"] = float(s["selected_epoch"].iloc[0]) if len(s) else np.nan
+        every = int(s["eval_every"].iloc[0]) if len(s) else 1
+        row["time_to_quality_s"] = (row["selected_epoch"] * row["epoch_seconds_median"]
+                                    + (row["selected_epoch"] // every) * row["eval_seconds_median"])
+        rows.append(row)
+    num = pd.DataFrame(rows)
+    ds_order, m_order = _order(num["dataset"], datasets), _order(num["method"], methods)
+    num = num.assign(_d=num["dataset"].map(ds_order.index), _m=num["method"].map(m_order.index))
+    num = num.sort_values(["_d", "_m"]).drop(columns=["_d", "_m"]).reset_index(drop=True)
+
+    def g3(v: float) -> str:
+        return "" if not np.isfinite(v) else (f"{v:.3g}" if abs(v) < 100 else f"{v:.0f}")
+
+    cells = num[["dataset", "method"]].copy()
+    cells["s / epoch [min–max]"] = [f"{g3(r.epoch_seconds_median)} [{g3(r.epoch_seconds_median_min)}–"
+                                     f"{g3(r.epoch_seconds_median_max)}]" for r in num.itertuples()]
+    phases = [c for c in ("phase_sample", "phase_prepare", "phase_step", "phase_aggregate") if c in num]
+    cells["sample / prepare / step / aggregate (s)"] = [
+        " / ".join(g3(getattr(r, c)) for c in phases) for r in num.itertuples()]
+    cells["s / eval"] = num["eval_seconds_median"].map(g3)
+    cells["selected epoch"] = num["selected_epoch"].map(g3)
+    cells["time to quality (s)"] = num["time_to_quality_s"].map(g3)
+    cells["peak train RSS MB"] = num["peak_rss_train_mb"].map(g3)
+    if num["peak_gpu_train_mb"].notna().any():
+        cells["peak train GPU MB"] = num["peak_gpu_train_mb"].map(g3)
+        cells["peak eval GPU MB"] = num["peak_gpu_eval_mb"].map(g3)
+    cells["repeats"] = num["repeats"].astype(str)
+    caption = CAPTION.format(repeats=f"{int(num['repeats'].min())} repeats per method",
+                             device=", ".join(sorted(set(map(str, num["device"])))))
+    return Table(cells, num, caption)
