@@ -35,6 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--alpha", type=float, default=0.05)
     p.add_argument("--methods", type=_csv_list, default=None, help="row order")
     p.add_argument("--datasets", type=_csv_list, default=None, help="row order")
+    p.add_argument("--bench", nargs="*", default=[],
+                   help="benchmark files (bench-suite): the efficiency table is made from them, not the runs")
+    p.add_argument("--protocol-gap", action="store_true", help="also write protocol_gap.* (needs both protocols)")
     p.set_defaults(func=_tables)
 
     p = rsub.add_parser("figures", help="curves, time-vs-quality, epoch time, memory, sweeps (png, pdf)")
@@ -44,6 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--protocol", default="clean")
     p.add_argument("--metric", default="ndcg@20")
     p.add_argument("--sweep", action="append", default=[], help="swept parameter (repeatable)")
+    p.add_argument("--bench", nargs="*", default=[], help="benchmark files: epoch_time and memory from them")
+    p.add_argument("--protocol-gap", action="store_true", help="also the protocol_gap figure")
     p.set_defaults(func=_figures)
 
     p = rsub.add_parser("tuning", help="tuning table: chosen settings and validation values (md, tex, html, csv)")
@@ -52,6 +57,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--methods", type=_csv_list, default=None, help="row order")
     p.add_argument("--datasets", type=_csv_list, default=None, help="row order")
     p.set_defaults(func=_tuning)
+
+    p = rsub.add_parser("claims", help="the reproduction report (REPORT.md): claims, verdicts, parity, anchors")
+    p.add_argument("--results", required=True)
+    p.add_argument("--bench", nargs="*", default=[], help="benchmark files (onebp bench-suite --out X: X.json)")
+    p.add_argument("--out", required=True, help="REPORT.md to write")
+    p.add_argument("--html", help="also the claims table as HTML (for the Snakemake report)")
+    p.add_argument("--csv", help="also the claims table as numbers (CSV)")
+    p.add_argument("--metrics", type=_csv_list, default=["recall@20", "ndcg@20"], help="e.g. recall@20,ndcg@20")
+    p.add_argument("--reference", default="onebp")
+    p.add_argument("--twin", default="twobp")
+    p.add_argument("--alpha", type=float, default=0.05)
+    p.add_argument("--figures", nargs="*", default=[], help="figure files to show (e.g. the ablation sweep)")
+    p.set_defaults(func=_claims)
+
+    p = rsub.add_parser("compare", help="a rerun's results.csv against a reference results.csv; "
+                                        "exit 1 when any cell differs beyond the seed spread")
+    p.add_argument("rerun", help="results.csv of the rerun")
+    p.add_argument("reference", help="reference results.csv (e.g. results/reference/<dataset>/results.csv)")
+    p.add_argument("--splits", type=_csv_list, default=["test", "best_on_test"])
+    p.add_argument("--k-sigma", type=float, default=3.0, help="allowed |Δmean| in standard errors")
+    p.add_argument("--tol", type=float, default=1e-4, help="allowed |Δmean| at least this much")
+    p.set_defaults(func=_compare)
 
     p = rsub.add_parser("summary", help="one Markdown page: the tables, then the figures")
     p.add_argument("--tables", nargs="*", default=[], help="Markdown tables to include")
@@ -77,18 +104,31 @@ def _collect(args: argparse.Namespace) -> int:
 
 def _tables(args: argparse.Namespace) -> int:
     from onebp.report.collect import load_results
-    from onebp.report.tables import efficiency_table, main_table, write_plain, write_table
+    from onebp.report.tables import comparison_table, efficiency_table, main_table, write_plain, write_table
 
     df = load_results(args.results)
     out = Path(args.out_dir)
     kw = dict(metrics=tuple(args.metrics), ks=tuple(args.ks), reference=args.reference, alpha=args.alpha,
               methods=args.methods, datasets=args.datasets)
     split = "test" if args.protocol == "clean" else "best_on_test"
-    written = write_table(main_table(df, args.protocol, split, **kw), out / "main", "tab:main")
+    main = main_table(df, args.protocol, split, **kw)
+    written = write_table(main, out / "main", "tab:main")
+    written += write_plain(comparison_table(main, args.reference, args.alpha), out / "tests", "tab:tests")
     if args.paper:
         written += write_table(main_table(df, "paper", "best_on_test", **kw), out / "paper", "tab:paper")
-    eff = efficiency_table(df, args.protocol, methods=args.methods, datasets=args.datasets)
+    if args.bench:
+        from onebp.report.efficiency import bench_table, load_bench
+
+        eff = bench_table(load_bench(args.bench), df, methods=args.methods, datasets=args.datasets)
+    else:
+        eff = efficiency_table(df, args.protocol, methods=args.methods, datasets=args.datasets)
     written += write_plain(eff, out / "efficiency", "tab:efficiency")
+    if args.protocol_gap:
+        from onebp.report.protocol_gap import protocol_gap_table
+
+        gap = protocol_gap_table(df, tuple(args.metrics), max(args.ks), methods=args.methods,
+                                 datasets=args.datasets)
+        written += write_plain(gap, out / "protocol_gap", "tab:protocol-gap")
     print("\n".join(map(str, written)), file=sys.stderr)
     return 0
 
@@ -101,7 +141,13 @@ def _figures(args: argparse.Namespace) -> int:
 
     df = load_results(args.results)
     runs = pd.read_csv(args.runs, dtype={"setting": str})
-    written = all_figures(df, runs, args.out_dir, args.protocol, args.metric, args.sweep)
+    bench = None
+    if args.bench:
+        from onebp.report.efficiency import load_bench
+
+        bench = load_bench(args.bench)
+    written = all_figures(df, runs, args.out_dir, args.protocol, args.metric, args.sweep, bench=bench,
+                          protocol_gap=args.protocol_gap)
     print("\n".join(map(str, written)), file=sys.stderr)
     return 0
 
@@ -114,6 +160,31 @@ def _tuning(args: argparse.Namespace) -> int:
     written = write_plain(table, args.out, "tab:tuning")
     print("\n".join(map(str, written)), file=sys.stderr)
     return 0
+
+
+def _claims(args: argparse.Namespace) -> int:
+    from onebp.report.collect import load_results
+    from onebp.report.efficiency import load_bench
+    from onebp.report.reproduction import write_report
+
+    df = load_results(args.results)
+    bench = load_bench(args.bench) if args.bench else None
+    written = write_report(df, bench, args.out, args.html, args.csv, alpha=args.alpha, metrics=args.metrics,
+                           reference=args.reference, twin=args.twin, figures=args.figures,
+                           results_name=Path(args.results).name)
+    print("\n".join(map(str, written)), file=sys.stderr)
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from onebp.report.compare import run
+
+    for path in (args.rerun, args.reference):
+        if not Path(path).exists():
+            from onebp.errors import UserError
+
+            raise UserError(f"{path}: no such results table")
+    return run(args.rerun, args.reference, tuple(args.splits), args.k_sigma, args.tol)
 
 
 def _summary(args: argparse.Namespace) -> int:

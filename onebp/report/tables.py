@@ -130,7 +130,7 @@ def main_table(
     return Table(cells, num, caption)
 
 
-def tests_table(main: Table, reference: str = "onebp", alpha: float = 0.05, digits: int = 4) -> Table:
+def comparison_table(main: Table, reference: str = "onebp", alpha: float = 0.05, digits: int = 4) -> Table:
     """The statistics behind the main table's markers, one row per compared cell: both means, the
     paired effect over users (``reference − method``) with its 95 % bootstrap CI, and both
     Holm-corrected p-values."""
@@ -277,9 +277,10 @@ def efficiency_table(
         cells[title] = num[col].map(lambda v: "" if not np.isfinite(v) else f"{v:.3g}" if v < 100 else f"{v:.0f}")
     cells["seeds"] = num["n_seeds"].astype(str)
     caption = (
-        f"Efficiency, protocol {protocol!r}: per-run median seconds per training epoch and per evaluation "
-        "(median over seeds), wall seconds until the selected epoch, peak resident (CPU) and GPU memory "
-        "(max over seeds)."
+        f"Efficiency, protocol {protocol!r}, from the study's own train jobs (which may have shared the "
+        "machine's cores: the benchmark rule's table is the one to believe): per-run median seconds per "
+        "training epoch and per evaluation (median over seeds), wall seconds until the selected epoch, peak "
+        "resident (CPU) and GPU memory (max over seeds)."
     )
     return Table(cells, num, caption)
 
