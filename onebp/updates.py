@@ -229,8 +229,7 @@ class _Strategy:
                 p.requires_grad_(False)
         self.params = params
         self.optimizer = make_adam(params, lr, l2)
-        self.fused = (fused and getattr(encoder, "plain_tables", False) and hasattr(loss, "value_and_grad")
-                      and batch_l2 == 0.0)
+        self.fused = fused and getattr(encoder, "plain_tables", False) and hasattr(loss, "value_and_grad")
 
     def begin_epoch(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor | None) -> None:
         self.users, self.pos, self.neg = users, pos, neg
@@ -259,9 +258,19 @@ class _Strategy:
         flat = items_t.reshape(-1)
         v = item_table.index_select(0, flat).view(*items_t.shape, d)  # (1+N, B, d)
         loss, g = self.loss.value_and_grad((v * u).sum(2))
-        _set_grad(item_table, flat, (g[:, :, None] * u).view(-1, d))
+        item_grad = (g[:, :, None] * u).view(-1, d)
+        if self.batch_l2:
+            # ``ego_penalty`` by hand: each occurrence of a row in the batch adds batch_l2·row/B
+            c = self.batch_l2 / len(users)
+            item_grad = item_grad.add(v.view(-1, d), alpha=c)
+            penalty = v.pow(2).sum() + (u.pow(2).sum() if self.trains_users else 0.0)
+            loss = loss + 0.5 * c * penalty
+        _set_grad(item_table, flat, item_grad)
         if self.trains_users:
-            _set_grad(user_table, users, (g[:, :, None] * v).sum(0))
+            user_grad = (g[:, :, None] * v).sum(0)
+            if self.batch_l2:
+                user_grad = user_grad.add(u, alpha=c)
+            _set_grad(user_table, users, user_grad)
         return loss
 
     def _autograd_grads(self, users, pos, neg) -> torch.Tensor:

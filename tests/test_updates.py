@@ -111,9 +111,10 @@ def test_onebp_items_move_and_twobp_moves_users():
     assert torch.equal(enc2.user_table.detach()[2:], old_users[2:])  # Adam: zero grad, zero moments
 
 
+@pytest.mark.parametrize("batch_l2", [0.0, 0.05])
 @pytest.mark.parametrize("loss", [InfoNCE(), InfoNCE(temperature=0.3), BPR()])
 @pytest.mark.parametrize("cls", [OneBP, Backprop])
-def test_fused_gradients_equal_autograd(loss, cls):
+def test_fused_gradients_equal_autograd(loss, cls, batch_l2):
     g = torch.Generator().manual_seed(7)
     users = torch.randint(6, (16,), generator=g)
     pos = torch.randint(9, (16,), generator=g)
@@ -122,7 +123,7 @@ def test_fused_gradients_equal_autograd(loss, cls):
     for fused in (True, False):
         enc = make_encoder(seed=1)
         kwargs = {"beta": BETA} if cls is OneBP else {}
-        strategy = cls(enc, loss, 0.01, 1e-4, fused, 16, **kwargs)
+        strategy = cls(enc, loss, 0.01, 1e-4, fused, 16, batch_l2=batch_l2, **kwargs)
         assert strategy.fused == fused
         losses = [one_batch(strategy, users, pos, neg) for _ in range(3)]
         results.append((losses, copy.deepcopy(enc.state_dict())))
