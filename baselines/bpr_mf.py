@@ -40,6 +40,6 @@ register(
         citation="Rendle et al. BPR: Bayesian Personalized Ranking from Implicit Feedback. UAI 2009.",
         summary="MF + BPR (1 uniform negative); both towers by backprop",
         test_overrides={"lr": 0.02, "l2": 0.0},
-        search_space={"lr": LEARNING_RATE, "l2": WEIGHT_DECAY, "ego_l2": LogUniform(1e-6, 1e-2)},
+        search_space={"lr": LEARNING_RATE, "l2": WEIGHT_DECAY, "ego_l2": LogUniform(1e-6, 1e-1)},
     )
 )
