@@ -23,21 +23,30 @@ from dataclasses import dataclass
 from onebp.losses import BPR, DirectAU, InfoNCE
 from onebp.methods import CITATION, ONEBP_SPACE, PAPER_DEFAULTS, compose
 from onebp.registry import Method, register
-from onebp.search_space import LogUniform
+from onebp.search_space import IntRange, LogUniform
 
 FAST = {"lr": 0.01, "l2": 0.0, "batch_size": 128, "beta": 0.9}
 #: OneBP's space without τ, for the variants whose loss has no temperature
 NO_TEMPERATURE = {k: v for k, v in ONEBP_SPACE.items() if k != "temperature"}
 
+
+
+@dataclass
+class OneBPLightGCNParams:
+    n_layers: int = 3  # propagation layers (LightGCN's default)
+
+
 register(
     Method(
         name="onebp-lightgcn",
-        build=lambda ctx: compose(ctx, "lightgcn", InfoNCE(ctx.config.temperature), "onebp"),
+        build=lambda ctx: compose(ctx, "lightgcn", InfoNCE(ctx.config.temperature), "onebp",
+                                  n_layers=ctx.params["n_layers"]),
+        params=OneBPLightGCNParams,
         defaults=PAPER_DEFAULTS,
         citation=CITATION,
-        summary="OneBP update with a 3-layer LightGCN encoder, InfoNCE",
+        summary="OneBP update with a LightGCN encoder (3 layers by default), InfoNCE",
         test_overrides=FAST,
-        search_space=ONEBP_SPACE,
+        search_space={**ONEBP_SPACE, "n_layers": IntRange(1, 3)},
     )
 )
 register(
