@@ -57,6 +57,7 @@ onebp_plan.setup_environment(gpu_slots_dir=config["gpu_slots_dir"])
 include: "workflow/rules/data.smk"
 include: "workflow/rules/tune.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/bench.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -66,4 +67,5 @@ rule all:
         rules.report.output,
         rules.tables.output,
         rules.figures.output,
+        rules.claims.output,
         rules.tuning_table.output if PLAN.tuning else [],

@@ -199,3 +199,19 @@ def test_compare_identical_perturbed_and_missing(study, tmp_path: Path) -> None:
     assert (compare(jiggle, df)["status"] == "agree").all()
     # a reference cell the rerun lacks disagrees
     assert (compare(df[~hit], df)["status"] == "missing in rerun").sum() == 1
+
+
+def test_sweep_table_each_variant_against_twobp(study) -> None:
+    from onebp.report.sweep_table import sweep_comparison_table
+
+    root, df, _ = study
+    _, runs = collect(sorted({Path(d) for d in df["run_dir"]}))
+    t = sweep_comparison_table(df, runs, "aggregation", metric="ndcg@20")
+    n = t.numbers.set_index(["dataset", "aggregation"])
+    assert set(n.loc["toy"].index) == {"none", "item_mean", "per_epoch_matched"}
+    assert (n["reference_at"] == "main setting").all()  # twobp was not swept: its main runs
+    # fake shifts: none -0.2, item_mean 0, per_epoch_matched +0.05 against twobp's 0 -> Δ = shift
+    assert n.loc[("toy", "per_epoch_matched"), "delta"] == pytest.approx(0.05, abs=0.02)
+    assert n.loc[("toy", "none"), "ci_high"] < 0
+    np.testing.assert_allclose(n["p_users_holm"], significance.holm(n["p_users"].to_numpy(float)))
+    assert "(main)" in t.cells["twobp"].iloc[0] and "Holm" in t.caption

@@ -54,6 +54,7 @@ def test_default_dry_run_jobs(tmp_path: Path) -> None:
         "train": datasets * methods * seeds * protocols + sweep_points * seeds,
         "tune_trial": datasets * tuned * trials, "tune": datasets * tuned, "tuning_table": 1,
         "collect": 1, "tables": 1, "figures": 1, "report": 1, "all": 1, "total": counts["total"],
+        "bench": datasets, "claims": 1,  # the dedicated benchmark per dataset; the reproduction report
     }
     out = r.stdout + r.stderr
     for ds in ("ml-100k", "ml-1m", "gowalla", "yelp2018"):

@@ -52,10 +52,10 @@ def test_smoke_outputs(smoke: tuple[Path, Path, float]) -> None:
     work, _, elapsed = smoke
     assert elapsed < 120, f"smoke preset took {elapsed:.0f} s"
     res = work / "results"
-    for name in ("main", "efficiency", "paper"):
+    for name in ("main", "comparisons", "efficiency", "paper", "protocol_gap"):
         for ext in ("md", "tex", "csv", "html"):
             assert (res / "tables" / f"{name}.{ext}").stat().st_size > 0
-    for name in ("curves", "time_quality", "epoch_time", "memory", "sweep_beta"):
+    for name in ("curves", "time_quality", "epoch_time", "memory", "sweep_beta", "sweep_aggregation", "protocol_gap"):
         for ext in ("png", "pdf"):
             assert (res / "figures" / f"{name}.{ext}").stat().st_size > 1000
     main = (res / "tables" / "main.md").read_text()
@@ -64,7 +64,7 @@ def test_smoke_outputs(smoke: tuple[Path, Path, float]) -> None:
     # Raw data came through the real download code, verified by sha256.
     assert "verified" in (work / "data" / "raw" / "tiny.download.txt").read_text()
     runs = sorted(res.glob("runs/tiny/*/*/*/seed*/metrics.json"))
-    assert len(runs) == 2 * 2 * 2 + 1  # methods × seeds × protocols + one sweep point
+    assert len(runs) == 2 * 2 * 2 + 1 + 2  # methods × seeds × protocols + β point + the control × 2 seeds
     assert len(list(res.glob("benchmarks/train/**/*.tsv"))) == len(runs)
     logs = [p.read_text() for p in res.glob("logs/train/**/*.log")]
     assert len(logs) == len(runs)
@@ -72,6 +72,35 @@ def test_smoke_outputs(smoke: tuple[Path, Path, float]) -> None:
     devices = {line.split("CUDA_VISIBLE_DEVICES=")[1].strip() for log in logs for line in log.splitlines()
                if line.startswith("onebp gpu-run:")}
     assert devices == {"'0'", "'1'"}
+
+
+def test_smoke_reproduction_report_and_benchmark(smoke: tuple[Path, Path, float]) -> None:
+    import json
+
+    work, _, _ = smoke
+    res = work / "results"
+    bench = json.loads((res / "bench" / "tiny.json").read_text())
+    assert [r["method"] for r in bench["records"]] == ["onebp", "twobp", "twobp", "onebp"]  # interleaved
+    report = (res / "REPORT.md").read_text()
+    for claim in ("1a", "1b", "2a", "2b", "3a", "3b", "3c"):
+        assert f"| {claim}: " in report
+    assert "## Parity with the official code" in report and "not run" in report
+    assert "](runs/tiny/onebp/main-" in report  # links to the run directories
+    assert (res / "tables" / "claims.html").stat().st_size > 1000
+
+
+def test_smoke_matches_the_committed_reference(smoke: tuple[Path, Path, float]) -> None:
+    """`onebp report compare` against results/reference/smoke/results.csv (made by running this
+    preset; regenerate it as results/reference/smoke/README.md says when a change is meant to move
+    the smoke numbers)."""
+    import subprocess
+    import sys
+
+    work, _, _ = smoke
+    r = subprocess.run([sys.executable, "-m", "onebp", "report", "compare", str(work / "results" / "results.csv"),
+                        str(REPO / "results" / "reference" / "smoke" / "results.csv")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
+    assert "the rerun matches the reference" in r.stdout
 
 
 def test_smoke_tuning(smoke: tuple[Path, Path, float]) -> None:
@@ -124,6 +153,6 @@ def test_changed_setting_reruns_only_that_method(smoke: tuple[Path, Path, float]
     # lr is tuned: twobp's trial 0 (its own settings) changes, the drawn trial does not.
     assert counts["tune_trial"] == 1 and counts["tune"] == 1
     assert {k for k in counts if k not in ("train", "total", "tune_trial", "tune")} == {
-        "collect", "tables", "figures", "report", "tuning_table", "all"}
+        "collect", "tables", "figures", "report", "tuning_table", "bench", "claims", "all"}
     trained = set(re.findall(r"output: results/runs/tiny/([\w-]+)/", out))
     assert trained == {"twobp"}

@@ -38,6 +38,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bench", nargs="*", default=[],
                    help="benchmark files (bench-suite): the efficiency table is made from them, not the runs")
     p.add_argument("--protocol-gap", action="store_true", help="also write protocol_gap.* (needs both protocols)")
+    p.add_argument("--sweep", action="append", default=[],
+                   help="swept parameter: write sweep_<param>.* (OneBP vs TwoBP per point; needs --runs)")
+    p.add_argument("--runs", help="runs.csv written by collect (for --sweep)")
+    p.add_argument("--metric", default="ndcg@20", help="metric of the sweep tables")
     p.set_defaults(func=_tables)
 
     p = rsub.add_parser("figures", help="curves, time-vs-quality, epoch time, memory, sweeps (png, pdf)")
@@ -80,6 +84,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tol", type=float, default=1e-4, help="allowed |Δmean| at least this much")
     p.set_defaults(func=_compare)
 
+    p = rsub.add_parser("reference", help="freeze a finished workflow directory as shipped reference results")
+    p.add_argument("--workdir", default=".", help="the workflow's directory (holds results/)")
+    p.add_argument("--out", required=True, help="e.g. results/reference/ml-100k")
+    p.add_argument("--command", required=True, help="the command that made the results (for the README)")
+    p.add_argument("--wall", required=True, help="its wall time, e.g. '1 min 40 s' (for the README)")
+    p.add_argument("--note", default="", help="an extra paragraph for the README")
+    p.add_argument("--no-figures", action="store_true")
+    p.set_defaults(func=_reference)
+
     p = rsub.add_parser("summary", help="one Markdown page: the tables, then the figures")
     p.add_argument("--tables", nargs="*", default=[], help="Markdown tables to include")
     p.add_argument("--figures", nargs="*", default=[], help="figure files to link (relative to --out)")
@@ -103,8 +116,16 @@ def _collect(args: argparse.Namespace) -> int:
 
 
 def _tables(args: argparse.Namespace) -> int:
+    from onebp.errors import UserError
     from onebp.report.collect import load_results
-    from onebp.report.tables import comparison_table, efficiency_table, main_table, write_plain, write_table
+    from onebp.report.tables import (
+        Table,
+        comparison_table,
+        efficiency_table,
+        main_table,
+        write_plain,
+        write_table,
+    )
 
     df = load_results(args.results)
     out = Path(args.out_dir)
@@ -113,7 +134,7 @@ def _tables(args: argparse.Namespace) -> int:
     split = "test" if args.protocol == "clean" else "best_on_test"
     main = main_table(df, args.protocol, split, **kw)
     written = write_table(main, out / "main", "tab:main")
-    written += write_plain(comparison_table(main, args.reference, args.alpha), out / "tests", "tab:tests")
+    written += write_plain(comparison_table(main, args.reference, args.alpha), out / "comparisons", "tab:comparisons")
     if args.paper:
         written += write_table(main_table(df, "paper", "best_on_test", **kw), out / "paper", "tab:paper")
     if args.bench:
@@ -129,6 +150,21 @@ def _tables(args: argparse.Namespace) -> int:
         gap = protocol_gap_table(df, tuple(args.metrics), max(args.ks), methods=args.methods,
                                  datasets=args.datasets)
         written += write_plain(gap, out / "protocol_gap", "tab:protocol-gap")
+    if args.sweep:
+        import pandas as pd
+
+        from onebp.report.sweep_table import sweep_comparison_table
+
+        if not args.runs:
+            raise UserError("--sweep needs --runs (runs.csv from `onebp report collect`)")
+        runs = pd.read_csv(args.runs, dtype={"setting": str})
+        for param in args.sweep:
+            try:
+                t = sweep_comparison_table(df, runs, param, args.protocol, args.metric, alpha=args.alpha)
+            except ValueError as exc:  # nothing to compare: a table that says so (the DAG expects the file)
+                t = Table(pd.DataFrame({"note": [str(exc)]}), pd.DataFrame({"note": [str(exc)]}),
+                          f"Sweep of {param}: not available.")
+            written += write_plain(t, out / f"sweep_{param}", f"tab:sweep-{param}")
     print("\n".join(map(str, written)), file=sys.stderr)
     return 0
 
@@ -185,6 +221,14 @@ def _compare(args: argparse.Namespace) -> int:
 
             raise UserError(f"{path}: no such results table")
     return run(args.rerun, args.reference, tuple(args.splits), args.k_sigma, args.tol)
+
+
+def _reference(args: argparse.Namespace) -> int:
+    from onebp.report.reference import freeze
+
+    written = freeze(args.workdir, args.out, args.command, args.wall, args.note, figures=not args.no_figures)
+    print(f"{len(written)} files under {args.out}", file=sys.stderr)
+    return 0
 
 
 def _summary(args: argparse.Namespace) -> int:

@@ -80,6 +80,9 @@ def run(rerun_path: str, reference_path: str, splits: tuple[str, ...] = DEFAULT_
     print(format_table(m))
     bad = m[m["status"].isin(["disagree", "missing in rerun"])]
     print(f"\nrule: {RULE.format(k=k_sigma, tol=tol)}; a reference cell missing from the rerun disagrees.")
-    print(f"{len(m) - len(bad)} of {len(m)} cells agree; {len(bad)} disagree"
+    extra = int((m["status"] == "not in reference").sum())
+    n_ref = len(m) - extra
+    print(f"{n_ref - len(bad)} of {n_ref} reference cells agree; {len(bad)} disagree"
+          + (f"; {extra} cells only in the rerun (not compared)" if extra else "")
           + (" — the rerun does NOT match the reference." if len(bad) else " — the rerun matches the reference."))
     return 1 if len(bad) else 0

@@ -3,9 +3,17 @@
 
 PROTOCOL = PLAN.primary_protocol()
 PAPER_TABLE = PROTOCOL == "clean" and "paper" in config["protocols"]
+BOTH_PROTOCOLS = {"clean", "paper"} <= set(config["protocols"])  # the protocol gap needs both
 REP = config["report"]
-TABLES = ["main", "efficiency"] + (["paper"] if PAPER_TABLE else [])
-FIGURES = ["curves", "time_quality", "epoch_time", "memory"] + [f"sweep_{p}" for p in PLAN.sweep_params]
+# Sweeps of OneBP get a table too: every point against TwoBP at the same setting (onebp/report/sweep_table.py).
+SWEEP_TABLES = [p for p in PLAN.sweep_params
+                if any(s["param"] == p and "onebp" in (s.get("methods") or config["methods"]) for s in config["sweeps"])]
+TABLES = (["main", "comparisons", "efficiency"] + (["paper"] if PAPER_TABLE else [])
+          + (["protocol_gap"] if BOTH_PROTOCOLS else []) + [f"sweep_{p}" for p in SWEEP_TABLES])
+FIGURES = (["curves", "time_quality", "epoch_time", "memory"] + [f"sweep_{p}" for p in PLAN.sweep_params]
+           + (["protocol_gap"] if BOTH_PROTOCOLS else []))
+# The dedicated benchmark's files (workflow/rules/bench.smk): efficiency comes from them when there are any.
+BENCH_FILES = [f"results/bench/{d}.json" for d in BENCH_DATASETS]
 
 
 rule collect:
@@ -31,7 +39,9 @@ rule collect:
 
 rule tables:
     input:
-        rules.collect.output.results,
+        results=rules.collect.output.results,
+        runs=rules.collect.output.runs,
+        bench=BENCH_FILES,
     output:
         **{
             f"{t}_{ext}": f"results/tables/{t}.{ext}"
@@ -41,7 +51,7 @@ rule tables:
         **{
             f"{t}_html": report(
                 f"results/tables/{t}.html",
-                caption=f"../report/table_{t}.rst",
+                caption=f"../report/table_{'sweep' if t.startswith('sweep_') else t}.rst",
                 category="Tables",
             )
             for t in TABLES
@@ -56,20 +66,26 @@ rule tables:
         datasets=",".join(config["datasets"]),
         metrics=",".join(REP["metrics"]),
         ks=",".join(map(str, REP["ks"])),
+        bench=f"--bench {' '.join(BENCH_FILES)}" if BENCH_FILES else "",
+        gap="--protocol-gap" if BOTH_PROTOCOLS else "",
+        sweeps=" ".join(f"--sweep {p}" for p in SWEEP_TABLES),
+        metric=REP["metric"],
     conda:
         "../envs/onebp.yaml"
     log:
         "results/logs/report/tables.log",
     shell:
-        "{params.onebp} report tables --results {input} --out-dir results/tables --protocol {params.protocol} {params.paper}"
+        "{params.onebp} report tables --results {input.results} --out-dir results/tables --protocol {params.protocol} {params.paper}"
         " --reference {params.reference} --alpha {params.alpha} --metrics {params.metrics} --ks {params.ks}"
-        " --methods {params.methods} --datasets {params.datasets} > {log} 2>&1"
+        " --methods {params.methods} --datasets {params.datasets} {params.bench} {params.gap}"
+        " --runs {input.runs} {params.sweeps} --metric {params.metric} > {log} 2>&1"
 
 
 rule figures:
     input:
         results=rules.collect.output.results,
         runs=rules.collect.output.runs,
+        bench=BENCH_FILES,
     output:
         **{
             f"{f}_png": report(
@@ -86,13 +102,43 @@ rule figures:
         protocol=PROTOCOL,
         metric=REP["metric"],
         sweeps=" ".join(f"--sweep {p}" for p in PLAN.sweep_params),
+        bench=f"--bench {' '.join(BENCH_FILES)}" if BENCH_FILES else "",
+        gap="--protocol-gap" if BOTH_PROTOCOLS else "",
     conda:
         "../envs/onebp.yaml"
     log:
         "results/logs/report/figures.log",
     shell:
         "{params.onebp} report figures --results {input.results} --runs {input.runs} --out-dir results/figures"
-        " --protocol {params.protocol} --metric {params.metric} {params.sweeps} > {log} 2>&1"
+        " --protocol {params.protocol} --metric {params.metric} {params.sweeps} {params.bench} {params.gap}"
+        " > {log} 2>&1"
+
+
+rule claims:
+    """The reproduction report (results/REPORT.md): every claim of the paper per dataset, the measured
+    comparison, a verdict by a stated rule, parity with the official code, published anchors."""
+    input:
+        results=rules.collect.output.results,
+        bench=BENCH_FILES,
+        figures=rules.figures.output,
+    output:
+        md="results/REPORT.md",
+        csv="results/tables/claims.csv",
+        html=report("results/tables/claims.html", caption="../report/table_claims.rst", category="Claims"),
+    params:
+        onebp=ONEBP,
+        reference=REP["reference"],
+        alpha=REP["alpha"],
+        bench=f"--bench {' '.join(BENCH_FILES)}" if BENCH_FILES else "",
+        figures=" ".join(f"results/figures/{f}.png" for f in FIGURES if f.startswith("sweep_") or f == "protocol_gap"),
+    conda:
+        "../envs/onebp.yaml"
+    log:
+        "results/logs/report/claims.log",
+    shell:
+        "{params.onebp} report claims --results {input.results} {params.bench} --out {output.md}"
+        " --html {output.html} --csv {output.csv} --reference {params.reference} --alpha {params.alpha}"
+        " --figures {params.figures} > {log} 2>&1"
 
 
 rule report:

@@ -1,0 +1,102 @@
+"""``onebp report reference``: freeze a finished study as shipped reference results.
+
+Copies from a workflow directory into ``results/reference/<name>/``: the long results table
+(``results.csv``, ``runs.csv``), ``REPORT.md``, the tables (``tables/*.md``, ``*.csv``), the figures
+(``figures/*.png``, unless ``--no-figures``), the benchmark files, and of every run its
+``config.json``, ``env.json`` and ``metrics.json`` (never checkpoints or per-user arrays), and writes a
+README saying how it was made: the command, its wall time and the machine (from the runs' env.json).
+A rerun is then checked with ``onebp report compare results/results.csv results/reference/<name>/results.csv``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from onebp.atomic import atomic_write
+from onebp.errors import UserError
+
+RUN_FILES = ("config.json", "env.json", "metrics.json")
+
+
+def machine(env_files: list[Path]) -> str:
+    """One line per distinct machine the runs ran on (device, processor, platform, torch, threads)."""
+    seen = []
+    for p in env_files:
+        e = json.loads(p.read_text())
+        line = (f"{e.get('device_name') or e.get('device')} ({e.get('device')}), processor "
+                f"{e.get('processor')}, {e.get('platform')}, Python {e.get('python')}, torch "
+                f"{(e.get('packages') or {}).get('torch')}, {e.get('torch_threads')} torch thread(s)")
+        if line not in seen:
+            seen.append(line)
+    return "\n".join(f"- {s}" for s in seen) or "- (no env.json found)"
+
+
+def freeze(workdir: str | Path, out: str | Path, command: str, wall: str, note: str = "",
+           figures: bool = True) -> list[Path]:
+    workdir, out = Path(workdir), Path(out)
+    res = workdir / "results"
+    if not (res / "results.csv").exists():
+        raise UserError(f"{res / 'results.csv'}: missing (run the workflow first)")
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+
+    def copy(src: Path, rel: str) -> None:
+        dst = out / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dst)
+        written.append(dst)
+
+    for name in ("results.csv", "runs.csv", "REPORT.md", "report.md"):
+        if (res / name).exists():
+            copy(res / name, name)
+    for pattern in ("tables/*.md", "tables/*.csv", "bench/*.json", "bench/*.csv") + (("figures/*.png",) if figures else ()):
+        for f in sorted(res.glob(pattern)):
+            copy(f, str(f.relative_to(res)))
+    runs = pd.read_csv(res / "results.csv", usecols=["run_dir"])["run_dir"].drop_duplicates()
+    envs = []
+    for d in runs:
+        d = Path(d) if Path(d).is_absolute() else workdir / d
+        for f in RUN_FILES:
+            if (d / f).exists():
+                rel = (d / f).relative_to(res) if (d / f).is_relative_to(res) else Path("runs") / d.name / f
+                copy(d / f, str(rel))
+                if f == "env.json":
+                    envs.append(d / f)
+    readme = out / "README.md"
+    atomic_write(readme, "\n".join([
+        f"# Reference results: {out.name}",
+        "",
+        "Made by running, from the repository root:",
+        "",
+        "```",
+        command,
+        "```",
+        "",
+        f"Wall time: {wall}.",
+        "",
+        "Machine (from the runs' env.json):",
+        "",
+        machine(envs),
+        "",
+        *( [note, ""] if note else [] ),
+        "Contents: `results.csv` (the long results table), `runs.csv`, `REPORT.md` (the reproduction "
+        "report), `tables/`, " + ("`figures/`, " if figures else "") + "`bench/` (the dedicated benchmark), "
+        "and `runs/.../{config,env,metrics}.json` of every run (no checkpoints, no per-user arrays).",
+        "",
+        "Check a rerun against it:",
+        "",
+        "```",
+        f"onebp report compare results/results.csv {out.as_posix()}/results.csv",
+        "```",
+        "",
+        "It prints per cell (dataset, method, setting, protocol, split, metric) the rerun's value, this "
+        "reference's, and whether they differ by more than the seed-to-seed spread allows (|Δmean| > "
+        "max(3·SE_diff, 1e-4), SE_diff from both sides' std over seeds); it exits 1 when any cell disagrees.",
+        "",
+    ]))
+    written.append(readme)
+    return written

@@ -1,0 +1,42 @@
+"""The dedicated benchmark's part of the plan (workflow/rules/bench.smk): which datasets, which split,
+and each method's main setting as `onebp bench-suite` arguments. Pure Python, like onebp_plan."""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from onebp_plan import StudyPlan, _cli_value
+
+
+def datasets(config: dict[str, Any]) -> list[str]:
+    """``bench.datasets`` (null = every dataset of the study; [] = no benchmark)."""
+    chosen = (config.get("bench") or {}).get("datasets")
+    return [d for d in (config["datasets"] if chosen is None else chosen) if d in config["datasets"]]
+
+
+def methods(config: dict[str, Any]) -> list[str]:
+    return list((config.get("bench") or {}).get("methods", ["onebp", "twobp"]))
+
+
+def split(plan: StudyPlan, dataset: str) -> str:
+    """The clean split (its validation part is what an evaluation is timed on), else the primary one."""
+    protocol = "clean" if (dataset, "clean") in plan.splits else plan.primary_protocol()
+    return plan.split_dir(dataset, protocol)
+
+
+def tuned_inputs(plan: StudyPlan, dataset: str, names: list[str]) -> list[str]:
+    return [f for m in names for f in plan.tuned_inputs(dataset, m)]
+
+
+def method_args(plan: StudyPlan, dataset: str, names: list[str]) -> str:
+    """Each method's main setting: its tuned best.json and the config's overrides (per method)."""
+    args = []
+    for m in names:
+        for f in plan.tuned_inputs(dataset, m):
+            args += ["--params-file", f"{m}={f}"]
+        main = [s for (d, mm, s) in plan.settings if d == dataset and mm == m and s.startswith("main-")]
+        if main:
+            for k, v in plan.settings[(dataset, m, main[0])].items():
+                args += ["--method-set", f"{m}:{k}={_cli_value(v)}"]
+    return shlex.join(args)
