@@ -1,7 +1,11 @@
 """``ease``: Steck, H. Embarrassingly Shallow Autoencoders for Sparse Data. WWW 2019.
 
-Closed-form item-item model with L2 weight λ (``lam``; the paper uses 500 on ML-20M), fitted in one
-shot by ``onebp.classic_models.EASE``; deterministic, so it has no seeds to vary.
+Closed-form item-item model with L2 weight λ (``lam``), fitted in one shot by
+``onebp.classic_models.EASE`` (``B = I − P·diag(1/diag(P))``, ``P = (XᵀX + λI)⁻¹``, the paper's
+closed form and its published Python snippet); deterministic, so it has no seeds to vary. The
+paper tunes λ per dataset (500 on ML-20M, our default elsewhere). On ML-100K λ 300 is the best of
+{10, 50, 100, 200, 300, 500, 700, 1000, 2000} on the validation part of the random split (seed 0):
+NDCG@20 0.2247 (500: 0.2235, 100: 0.2188, 2000: 0.2129).
 """
 
 from dataclasses import dataclass
@@ -21,6 +25,7 @@ register(
         name="ease",
         build=lambda ctx: EASE(ctx.train, ctx.params["lam"]),
         params=EASEParams,
+        defaults={"ml-100k": {"lam": 300.0}, "ml-100k-onebp": {"lam": 300.0}},
         citation="Steck. Embarrassingly Shallow Autoencoders for Sparse Data. WWW 2019.",
         summary="EASE closed-form item-item model (non-neural floor)",
         test_overrides={"lam": 10.0},
