@@ -162,8 +162,11 @@ def fig_sweep(df: pd.DataFrame, runs: pd.DataFrame, out_dir: Path, param: str, p
             st = gm.groupby("param")["value"].agg(["mean", "std", "size"]).reindex(order).dropna(subset=["mean"])
             x = [xpos[v] for v in st.index]
             sd = st["std"].fillna(0.0)
-            ax.plot(x, st["mean"], marker="o", color=palette[m], label=f"{m} (swept)")
-            ax.fill_between(x, st["mean"] - sd, st["mean"] + sd, color=palette[m], alpha=0.2)
+            if is_num:  # a line with a band
+                ax.plot(x, st["mean"], marker="o", color=palette[m], label=f"{m} (swept)")
+                ax.fill_between(x, st["mean"] - sd, st["mean"] + sd, color=palette[m], alpha=0.2)
+            else:  # categories (e.g. the ablations): points with ± 1 std bars, no line between them
+                ax.errorbar(x, st["mean"], yerr=sd, fmt="o", capsize=4, color=palette[m], label=f"{m} (swept)")
         # methods present at their main setting but not swept here: a reference line with its band
         for m in reference_methods:
             if m in set(d["method"]):
