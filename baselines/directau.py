@@ -31,6 +31,9 @@ register(
                                   score=ctx.params["score"]),
         params=DirectAUParams,
         defaults={"*": {"n_negatives": 0, "lr": 1e-3, "l2": 1e-6, "batch_size": 256, "dim": 64},
+                  # the official README's commands for its Gowalla and Yelp2018 runs
+                  "gowalla": {"gamma": 5.0, "batch_size": 1024},
+                  "yelp2018": {"gamma": 1.0, "batch_size": 1024},
                   "ml-100k": {"dim": 32}, "ml-100k-onebp": {"dim": 32}},
         citation="Wang et al. Towards Representation Alignment and Uniformity in Collaborative "
                  "Filtering. KDD 2022.",
