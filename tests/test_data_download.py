@@ -17,11 +17,15 @@ FAST = {"retries": 2, "backoff": 0.001, "timeout": 5.0}
 
 
 class Server:
-    """Serves ``files`` (path -> bytes); paths in ``truncate`` promise more bytes than they send."""
+    """Serves ``files`` (path -> bytes); paths in ``truncate`` promise more bytes than they send;
+    paths in ``stall_once`` send half their body, then stall (the first request only)."""
 
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
         self.truncate: set[str] = set()
+        self.stall_once: set[str] = set()
+        self.stall_seconds = 3.0
+        self.release = threading.Event()
         self.hits: Counter[str] = Counter()
         outer = self
 
@@ -36,6 +40,12 @@ class Server:
                 promised = len(body) + 100 if self.path in outer.truncate else len(body)
                 self.send_header("Content-Length", str(promised))
                 self.end_headers()
+                if self.path in outer.stall_once and outer.hits[self.path] == 1:
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    outer.release.wait(outer.stall_seconds)  # the client's read times out meanwhile
+                    self.close_connection = True
+                    return
                 self.wfile.write(body)
                 self.close_connection = True
 
@@ -48,6 +58,7 @@ class Server:
         self.thread.start()
 
     def close(self) -> None:
+        self.release.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 
@@ -95,6 +106,20 @@ def test_truncated_body_is_retried_then_fails(server, tmp_path):
         download(f"{server.url}/t.bin", tmp_path / "t.bin", sha256=sha(data), **FAST)
     assert server.hits["/t.bin"] == 3  # 1 + 2 retries
     assert leftovers(tmp_path) == []
+
+
+def test_read_timeout_mid_body_is_retried(server, tmp_path):
+    """A server that sends half the body and then stalls: the read times out, the transfer is
+    retried like a truncated one, and the second request gives the verified file."""
+    data = b"y" * 200_000
+    server.files["/s.bin"] = data
+    server.stall_once.add("/s.bin")
+    got = download(f"{server.url}/s.bin", tmp_path / "s.bin", sha256=sha(data),
+                   **{**FAST, "timeout": 0.5})
+    assert got["sha256"] == sha(data)
+    assert (tmp_path / "s.bin").read_bytes() == data
+    assert server.hits["/s.bin"] == 2
+    assert leftovers(tmp_path) == ["s.bin"]
 
 
 def test_http_error_names_url(server, tmp_path):

@@ -4,7 +4,8 @@
   is streamed into a temporary file in the target folder (tqdm bar only on a terminal), its size and
   checksum are verified, and only then is it renamed into place. A transfer shorter than the promised
   Content-Length (urllib3 raises, and we also count the bytes) is retried with the same backoff, then
-  fails. Any failure removes the temporary file, so no unverified file is ever left behind.
+  fails. A read that times out or a connection lost mid-body is retried the same way. Any failure
+  removes the temporary file, so no unverified file is ever left behind.
 * Offline (``offline=True``, for air-gapped clusters): files already placed in the raw folder are used
   after the same verification, and nothing is fetched.
 * A present file that verifies is never fetched again. A present file whose checksum is unknown or
@@ -170,10 +171,17 @@ def _stream(session: requests.Session, url: str, out, timeout: float) -> tuple[i
             disable=not sys.stderr.isatty(),
             leave=False,
         ) as bar:
-            for chunk in resp.iter_content(CHUNK):
-                out.write(chunk)
-                got += len(chunk)
-                bar.update(len(chunk))
+            try:
+                for chunk in resp.iter_content(CHUNK):
+                    out.write(chunk)
+                    got += len(chunk)
+                    bar.update(len(chunk))
+            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+                # A server that stalls mid-body: requests raises ConnectionError (wrapping urllib3's
+                # ReadTimeoutError) from the body iterator, after urllib3's Retry is out of the
+                # picture. It is a body cut short, so it is retried like one.
+                raise _Truncated(f"read timed out or connection lost after {got} bytes "
+                                 f"({type(exc).__name__})") from None
     return got, promised
 
 
