@@ -51,7 +51,8 @@ except onebp_plan.ConfigError as exc:
 
 
 # Read by `onebp gpu-run` from the environment, so changing it never triggers a rerun.
-onebp_plan.setup_environment(gpu_slots_dir=config["gpu_slots_dir"])
+onebp_plan.setup_environment(gpu_slots_dir=config["gpu_slots_dir"],
+                             gpu_jobs_per_device=config["gpu_jobs_per_device"])
 
 
 include: "workflow/rules/data.smk"

@@ -96,6 +96,23 @@ def scores(trainer: Trainer, users: torch.Tensor | None = None) -> torch.Tensor:
     return model.score_users(users)
 
 
+def same_device(a: torch.device, b: torch.device) -> bool:
+    """Same device type and index, where a bare ``cuda`` means the current CUDA device (so ``cuda:0``
+    and ``cuda`` agree on a one-GPU machine; ``torch.device`` equality says they differ)."""
+    a, b = torch.device(a), torch.device(b)
+    if a.type != b.type:
+        return False
+    if a.type != "cuda":
+        return True
+
+    def index(d: torch.device) -> int:
+        if d.index is not None:
+            return d.index
+        return torch.cuda.current_device() if torch.cuda.is_available() else 0
+
+    return index(a) == index(b)
+
+
 # -- the checks -------------------------------------------------------------------------------------
 def check_builds(method: Method, split: Split) -> Trainer:
     trainer = make_trainer(method, split)
@@ -129,7 +146,7 @@ def check_score_shape(trainer: Trainer, users: torch.Tensor | None = None) -> No
                              f"expected (len(users), n_items) = {(len(users), n_items)}")
     if not s.is_floating_point():
         raise AssertionError(f"method {name!r}: score_users returned {s.dtype}, expected floating scores")
-    if s.device != trainer.device:
+    if not same_device(s.device, trainer.device):
         raise AssertionError(f"method {name!r}: scores on {s.device}, expected the training device "
                              f"{trainer.device}")
     if not torch.isfinite(s).all():

@@ -83,11 +83,26 @@ def seeded_generators(cfg: TrainConfig, device: torch.device
 
 
 def select_device(spec: str) -> torch.device:
+    """The training device. ``auto``: CUDA if available, else the CPU — except in a job that holds a
+    GPU slot (``onebp gpu-run``), which fails rather than silently training on the CPU. A CUDA
+    device always carries its index (``cuda:0``, never bare ``cuda``), so devices compare equal."""
+    from onebp.gpu_slots import held_gpu_slot
+
     if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        slot = held_gpu_slot()
+        if slot is not None and not torch.cuda.is_available():
+            raise UserError(
+                f"this job holds GPU slot {slot!r} (onebp gpu-run set CUDA_VISIBLE_DEVICES={slot}) but "
+                f"torch {torch.__version__} sees no CUDA device (a CPU-only torch build, or a driver "
+                "problem); refusing to run on the CPU instead — fix the installation, or give the job "
+                "no GPU (resources gpu: 0, which runs it on the CPU explicitly)"
+            )
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(spec)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"setting device={spec!r} but CUDA is not available here")
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
     return device
 
 

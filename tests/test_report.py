@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from onebp.errors import UserError
 from onebp.report.collect import collect, load_results
 from onebp.report.layout import setting_id, setting_of, setting_tag, sweep_tag
 from onebp.report.tables import efficiency_table, main_table, render
@@ -154,3 +155,25 @@ def test_cli_collect_tables_figures(runs: tuple[Path, list[Path]], tmp_path: Pat
     for name in ("curves", "time_quality", "epoch_time", "memory", "sweep_beta"):
         for ext in ("png", "pdf"):
             assert (tmp_path / "fig" / f"{name}.{ext}").stat().st_size > 1000
+
+
+def test_report_jobs_fail_naming_a_missing_run_file(tmp_path: Path) -> None:
+    """A run whose per-user file (or curve) is missing — unfinished, or not brought by a storage
+    plugin — stops the report job with the file's name, never a silent p = 1 or a missing curve."""
+    from onebp.report.figures import curves_frame
+
+    rng = np.random.default_rng(3)
+    dirs = [fake_run(tmp_path / "r", "toy", m, s, per_user(rng.uniform(0.1, 0.5, N_USERS), 0.0))
+            for m in ("onebp", "twobp") for s in range(2)]
+    (dirs[3] / "per_user_test.npz").unlink()
+    py = [sys.executable, "-m", "onebp", "report"]
+    res = tmp_path / "results.csv"
+    subprocess.run([*py, "collect", *map(str, dirs), "--out", str(res), "--runs-out", str(tmp_path / "runs.csv")],
+                   check=True)
+    out = subprocess.run([*py, "tables", "--results", str(res), "--out-dir", str(tmp_path / "tables"),
+                          "--methods", "onebp,twobp"], capture_output=True, text=True)
+    assert out.returncode == 2, out.stderr
+    assert f"{dirs[3] / 'per_user_test.npz'}: missing" in out.stderr
+    (dirs[1] / "curve.csv").unlink()
+    with pytest.raises(UserError, match=f"{dirs[1] / 'curve.csv'}: missing"):
+        curves_frame(load_results(res), "clean", "valid/ndcg@20")

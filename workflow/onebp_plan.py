@@ -124,12 +124,17 @@ def schema_error_path(config: dict[str, Any], schema_path: str) -> str | None:
     return f"config key {where}: {err.message}"
 
 
-def setup_environment(python: str | None = None, gpu_slots_dir: str | None = None) -> None:
-    """Environment the jobs inherit: ``python`` first on PATH; the GPU lock directory."""
+def setup_environment(python: str | None = None, gpu_slots_dir: str | None = None,
+                      gpu_jobs_per_device: int | None = None) -> None:
+    """Environment the jobs inherit: ``python`` first on PATH; the GPU lock directory and the jobs
+    per GPU (read by ``onebp gpu-run``; in the environment, not the command, so changing them never
+    makes Snakemake rerun a finished job)."""
     if python:
         os.environ["PATH"] = os.pathsep.join([os.path.dirname(python), os.environ.get("PATH", "")])
     if gpu_slots_dir:
         os.environ["ONEBP_GPU_SLOTS_DIR"] = str(gpu_slots_dir)
+    if gpu_jobs_per_device:
+        os.environ["ONEBP_GPU_JOBS_PER_DEVICE"] = str(gpu_jobs_per_device)
 
 
 def _cli_value(v: Any) -> str:
@@ -221,11 +226,25 @@ def _tune(plan: StudyPlan, dataset: str, method: str, base: dict[str, Any]) -> t
     return {k: v for k, v in base.items() if k not in tuning.keys}, {"_tuning": tuning.signature}
 
 
+def _check_gpu_slots(config: dict[str, Any]) -> None:
+    """A train job's ``gpu`` resource counts GPU *slots*: one device has ``gpu_jobs_per_device`` of
+    them (``onebp gpu-run``), so a job may take 0 (CPU) up to that many, all on one device."""
+    k = config.get("gpu_jobs_per_device", 1)
+    where = [("resources.train.gpu", config["resources"]["train"].get("gpu", 1))]
+    where += [(f"dataset_options.{ds}.resources.gpu", o["resources"]["gpu"])
+              for ds, o in config["dataset_options"].items() if "gpu" in (o.get("resources") or {})]
+    for key, value in where:
+        if not 0 <= value <= k:
+            raise ConfigError(f"{key}: {value} GPU slots, but a device has gpu_jobs_per_device={k} "
+                              f"(a job takes 0 = CPU .. {k} = a whole device)")
+
+
 def build(config: dict[str, Any]) -> StudyPlan:
     # A private copy without shared sub-objects (a YAML anchor can alias one dict between methods),
     # so nothing here can see one method's values change through another's.
     config = json.loads(json.dumps(config))
     _check_names(config)
+    _check_gpu_slots(config)
     plan = StudyPlan(config, tuning=tuning_plan.from_config(config))
     opts = config["dataset_options"]
     # Tuning selects on validation: it needs the clean split even when only protocol paper runs.

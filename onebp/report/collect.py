@@ -65,7 +65,7 @@ def collect(run_dirs: Iterable[str | Path]) -> tuple[pd.DataFrame, pd.DataFrame]
     for d in run_dirs:
         d = Path(d)
         rows.extend(run_rows(d))
-        cfg = _load_json(d / "config.json") if (d / "config.json").exists() else {}
+        cfg = _load_json(d / "config.json")
         m = _load_json(d / "metrics.json")
         runs.append(
             {

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from onebp.errors import UserError
 from onebp.report.layout import MAIN, setting_tag
 from onebp.report.tables import Table, _order
 
@@ -55,8 +56,9 @@ def _selected(df: pd.DataFrame) -> pd.DataFrame:
         every = []
         for d in g["run_dir"].astype(str):
             cfg = Path(d) / "config.json"
-            if cfg.exists():
-                every.append(int(json.loads(cfg.read_text()).get("eval_every", 1)))
+            if not cfg.exists():
+                raise UserError(f"{cfg}: missing — the run's resolved settings (is its directory complete?)")
+            every.append(int(json.loads(cfg.read_text()).get("eval_every", 1)))
         rows.append({"dataset": ds, "method": m, "selected_epoch": float(g["value"].median()),
                      "eval_every": int(np.median(every)) if every else 1})
     return pd.DataFrame(rows, columns=["dataset", "method", "selected_epoch", "eval_every"])

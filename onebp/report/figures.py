@@ -26,6 +26,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from onebp.errors import UserError  # noqa: E402
 from onebp.report.layout import MAIN, setting_tag  # noqa: E402
 
 
@@ -56,7 +57,8 @@ def curves_frame(df: pd.DataFrame, protocol: str, column: str) -> pd.DataFrame:
     for r in runs.itertuples():
         path = Path(r.run_dir) / "curve.csv"
         if not path.exists():
-            continue
+            raise UserError(f"{path}: missing — the run's learning curve (is the run finished, and its "
+                            "directory complete?)")
         c = pd.read_csv(path)
         if column not in c:
             continue

@@ -28,6 +28,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from onebp.errors import UserError
+
 SEED_TEST = "paired t-test over seeds (scipy.stats.ttest_rel)"
 USER_TEST = "Wilcoxon signed-rank test over users on per-user values averaged over seeds (scipy.stats.wilcoxon)"
 EFFECT = ("mean paired difference over users (per-user values averaged over the paired seeds) with a 95 % "
@@ -53,7 +55,10 @@ def paired_seed_p(a: pd.Series, b: pd.Series) -> float:
 def _per_user(run_dir: str) -> dict[str, pd.Series]:
     path = Path(run_dir) / "per_user_test.npz"
     if not path.exists():
-        return {}
+        # Never a silent p = 1: a missing file is a run that did not finish, or a file a storage
+        # plugin did not bring (the report rules declare it as an input).
+        raise UserError(f"{path}: missing — the run's per-user test values, needed for the paired "
+                        "tests over users (is the run finished, and its directory complete?)")
     with np.load(path) as z:
         users = z["user"]
         return {k: pd.Series(z[k], index=users) for k in z.files if k != "user"}

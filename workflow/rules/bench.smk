@@ -6,7 +6,7 @@
 # job holds at least one core while it runs, so the scheduler starts it only when nothing else runs
 # and starts nothing beside it until it ends; two bench jobs never overlap either. Its measurements
 # use `bench.threads` torch threads (the rest of the cores stay idle on purpose). With GPUs it goes
-# through `onebp gpu-run` like a train job and also holds one `gpu`. On a cluster the core count is per
+# through `onebp gpu-run` like a train job and holds every slot of one GPU. On a cluster the core count is per
 # node: the job asks SLURM for a whole node (`slurm_extra: --exclusive`); other executors need the
 # same by their own means.
 
@@ -41,12 +41,13 @@ rule bench:
         "results/logs/bench/{dataset}.log",
     threads: workflow.cores  # every core: runs alone (header)
     resources:
-        gpu=PLAN.train_resource("gpu", 1),
+        # a whole device (every slot of it, gpu_jobs_per_device) unless train jobs run on the CPU
+        gpu=lambda wc: config["gpu_jobs_per_device"] if PLAN.train_resource("gpu", 1)(wc) else 0,
         mem_mb=PLAN.train_resource("mem_mb", 8000),
         runtime=PLAN.train_resource("runtime", 720),
         slurm_extra="--exclusive",
     shell:
-        "{params.gpu_run} -- {params.onebp} bench-suite --data {input.split} --methods {params.methods}"
+        "{params.gpu_run} --slots {resources.gpu} -- {params.onebp} bench-suite --data {input.split} --methods {params.methods}"
         " {params.method_args} --repeats {params.repeats} --epochs {params.epochs} --evals {params.evals}"
         " --warmup {params.warmup} --set dataset={wildcards.dataset} --set threads={params.torch_threads}"
         " --out results/bench/{wildcards.dataset} > {log} 2>&1"

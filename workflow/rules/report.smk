@@ -14,12 +14,18 @@ FIGURES = (["curves", "time_quality", "epoch_time", "memory"] + [f"sweep_{p}" fo
            + (["protocol_gap"] if BOTH_PROTOCOLS else []))
 # The dedicated benchmark's files (workflow/rules/bench.smk): efficiency comes from them when there are any.
 BENCH_FILES = [f"results/bench/{d}.json" for d in BENCH_DATASETS]
+# What the report jobs read from the run directories, declared so that a storage plugin brings them
+# (tables and claims: per-user test values, config.json; figures: curve.csv, config.json).
+RUN_CONFIGS = [f"{d}/config.json" for d in PLAN.run_dirs()]
+PER_USER = [f"{d}/per_user_test.npz" for d in PLAN.run_dirs()]
+CURVES = [f"{d}/curve.csv" for d in PLAN.run_dirs()]
 
 
 rule collect:
     """The long results table (one row per run × split × metric × k), and one row per run."""
     input:
-        [f"{d}/metrics.json" for d in PLAN.run_dirs()],
+        metrics=[f"{d}/metrics.json" for d in PLAN.run_dirs()],
+        configs=RUN_CONFIGS,
     output:
         results="results/results.csv",
         runs="results/runs.csv",
@@ -42,6 +48,8 @@ rule tables:
         results=rules.collect.output.results,
         runs=rules.collect.output.runs,
         bench=BENCH_FILES,
+        per_user=PER_USER,
+        configs=RUN_CONFIGS,
     output:
         **{
             f"{t}_{ext}": f"results/tables/{t}.{ext}"
@@ -86,6 +94,8 @@ rule figures:
         results=rules.collect.output.results,
         runs=rules.collect.output.runs,
         bench=BENCH_FILES,
+        curves=CURVES,
+        configs=RUN_CONFIGS,
     output:
         **{
             f"{f}_png": report(
@@ -121,6 +131,7 @@ rule claims:
         results=rules.collect.output.results,
         bench=BENCH_FILES,
         figures=rules.figures.output,
+        per_user=PER_USER,
     output:
         md="results/REPORT.md",
         csv="results/tables/claims.csv",

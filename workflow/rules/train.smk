@@ -1,4 +1,10 @@
 # One job per dataset × method × setting × protocol × seed (onebp gpu-run -- onebp train).
+# Every file a later job reads is an output here (metrics.json, curve.csv, per_user_test.npz,
+# config.json), so a storage plugin (the Kubernetes profile) moves them to the report jobs.
+# checkpoint.pt is deliberately not an output: Snakemake deletes the outputs of a failed job, and the
+# checkpoint is exactly what its retry must find to resume. It resumes where the run directory
+# persists (local disk, a shared file system as with the SLURM profile); under a storage plugin a
+# failed job's files are never uploaded, declared or not, so a retry there starts over.
 # The setting id hashes the resolved --set overrides and the data, so a changed hyper-parameter
 # writes a new run directory and reruns only the runs (and aggregates) that depend on it.
 
@@ -10,6 +16,7 @@ rule train:
         metrics="results/runs/{dataset}/{method}/{setting}/{protocol}/seed{seed}/metrics.json",
         curve="results/runs/{dataset}/{method}/{setting}/{protocol}/seed{seed}/curve.csv",
         per_user="results/runs/{dataset}/{method}/{setting}/{protocol}/seed{seed}/per_user_test.npz",
+        config="results/runs/{dataset}/{method}/{setting}/{protocol}/seed{seed}/config.json",
     params:
         onebp=ONEBP,
         gpu_run=GPU_RUN,
@@ -31,6 +38,6 @@ rule train:
         mem_mb=PLAN.train_resource("mem_mb", 8000),
         runtime=PLAN.train_resource("runtime", 720),
     shell:
-        "{params.gpu_run} -- {params.onebp} train --data {input.split} --method {wildcards.method}"
+        "{params.gpu_run} --slots {resources.gpu} -- {params.onebp} train --data {input.split} --method {wildcards.method}"
         " {params.params_file} {params.sets} --set seed={wildcards.seed} --set protocol={wildcards.protocol}"
         " --set dataset={wildcards.dataset} --set threads={threads} --out {params.run_dir} > {log} 2>&1"

@@ -13,6 +13,7 @@ if TUNING:
             split=lambda wc: PLAN.split_dir(wc.dataset, "clean"),
         output:
             metrics="results/tuning/{dataset}/{method}/trials/{trial}/metrics.json",
+            config="results/tuning/{dataset}/{method}/trials/{trial}/config.json",  # read by `tune summarize`
         params:
             onebp=ONEBP,
             gpu_run=GPU_RUN,
@@ -34,14 +35,15 @@ if TUNING:
             mem_mb=PLAN.train_resource("mem_mb", 8000),
             runtime=PLAN.train_resource("runtime", 720),
         shell:
-            "{params.gpu_run} -- {params.onebp} train --data {input.split} --method {wildcards.method}"
+            "{params.gpu_run} --slots {resources.gpu} -- {params.onebp} train --data {input.split} --method {wildcards.method}"
             " {params.sets} --set dataset={wildcards.dataset} --set threads={threads}"
             " --out {params.run_dir} > {log} 2>&1"
 
     rule tune:
         """The best trial of one method on one dataset: trials.csv, best.json."""
         input:
-            lambda wc: [f"{d}/metrics.json" for d in TUNING.trial_dirs(wc.dataset, wc.method)],
+            lambda wc: [f"{d}/{f}" for d in TUNING.trial_dirs(wc.dataset, wc.method)
+                        for f in ("metrics.json", "config.json")],
         output:
             trials="results/tuning/{dataset}/{method}/trials.csv",
             best="results/tuning/{dataset}/{method}/best.json",
