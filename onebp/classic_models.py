@@ -8,10 +8,12 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import torch
 
+from onebp.errors import UserError
 from onebp.interactions import UserItems
 
 
@@ -48,13 +50,47 @@ class MostPop:
         self.popularity = state["popularity"].to(self.popularity.device)
 
 
+#: bytes per |I|² entry at EASE's peak: B (float32) + XᵀX, its inverse and the new B (float64)
+EASE_BYTES_PER_ENTRY = 4 + 8 + 8 + 8
+
+
+def ease_memory_bytes(n_items: int) -> int:
+    return EASE_BYTES_PER_ENTRY * n_items * n_items
+
+
+def memory_budget_bytes(device: torch.device) -> tuple[int, str]:
+    """What a job may allocate: the free memory of a GPU; on the CPU the job's configured memory
+    (``ONEBP_MEMORY_MB``, the workflow sets it from the job's ``mem_mb``), else the available RAM."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0]), f"free memory of {device}"
+    env = os.environ.get("ONEBP_MEMORY_MB")
+    if env:
+        return int(float(env) * 2**20), f"the job's configured memory (mem_mb {env})"
+    import psutil
+
+    return int(psutil.virtual_memory().available), "this machine's available memory"
+
+
+def check_ease_fits(n_items: int, budget: int, where: str) -> None:
+    """Refuse, before allocating, an |I|×|I| model that cannot fit ``budget`` bytes."""
+    need = ease_memory_bytes(n_items)
+    if need > budget:
+        raise UserError(
+            f"ease: {n_items} items need about {need / 2**30:.1f} GiB ({EASE_BYTES_PER_ENTRY} bytes per "
+            f"entry of the |I|x|I| matrices), more than {where} ({budget / 2**30:.1f} GiB); give its "
+            "jobs more memory (config: method_resources.ease.<dataset>.mem_mb) or leave ease out there"
+        )
+
+
 class EASE:
     iterative = False
     sampler = None
 
     def __init__(self, train: UserItems, lam: float) -> None:
         self.train, self.lam = train, lam
-        self.B = torch.zeros(train.n_items, train.n_items, device=train.indices.device)
+        device = train.indices.device
+        check_ease_fits(train.n_items, *memory_budget_bytes(device))
+        self.B = torch.zeros(train.n_items, train.n_items, device=device)
 
     @torch.no_grad()
     def fit(self) -> None:

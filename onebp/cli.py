@@ -1,4 +1,5 @@
-"""The ``onebp`` command line: ``train``, ``bench``, ``methods``, ``tune``, ``data``, ``report``, ``gpu-run``.
+"""The ``onebp`` command line: ``train``, ``bench``, ``methods``, ``tune``, ``data``, ``report``, ``gpu-run``,
+``status``, ``estimate``.
 
 Errors the user can fix (unknown method, unknown ``--set`` key, malformed split or raw file) are
 printed as one line ``onebp: error: ...`` with exit code 2; anything else is a bug and keeps its
@@ -16,13 +17,13 @@ from onebp.errors import UserError
 def build_parser() -> argparse.ArgumentParser:
     # Each module registers its subcommands; heavy imports (torch, pandas) wait for the handler,
     # so `onebp data ...` and `onebp --help` start fast.
-    from onebp import bench_suite, commands, gpu_slots, tune_cli
+    from onebp import bench_suite, commands, estimate, gpu_slots, status, tune_cli
     from onebp.data import cli as data_cli
     from onebp.report import cli as report_cli
 
     parser = argparse.ArgumentParser(prog="onebp", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in (commands, bench_suite, tune_cli, data_cli, report_cli, gpu_slots):
+    for module in (commands, bench_suite, tune_cli, data_cli, report_cli, gpu_slots, status, estimate):
         module.register(sub)
     return parser
 

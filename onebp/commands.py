@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import io
 import json
 import os
@@ -42,6 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="also load method modules from DIR (repeatable; env ONEBP_BASELINES too)")
         if name == "train":
             p.add_argument("--out", required=True, help="run directory (resumed if it has a checkpoint)")
+            p.add_argument("--fresh", action="store_true",
+                           help="start over: delete the run directory's checkpoint, best model, curve and "
+                                "metrics first (a checkpoint of other code or another device is refused otherwise)")
         else:
             p.add_argument("--epochs", type=int, default=10, help="timed epochs")
             p.add_argument("--evals", type=int, default=10, help="timed full evaluations")
@@ -110,15 +112,17 @@ def environment(device: Any) -> dict[str, Any]:
 
 
 def write_curve(path: Path, rows: list[dict[str, Any]]) -> None:
-    fixed = ["epoch", "loss", "seconds_sample", "seconds_prepare", "seconds_step", "seconds_aggregate", "seconds_train",
-             "seconds_eval", "peak_rss_mb", "peak_gpu_mb"]
-    extra = sorted({k for r in rows for k in r} - set(fixed))
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=fixed + extra, restval="")
-    writer.writeheader()
-    for r in rows:
-        writer.writerow({k: ("" if v is None else v) for k, v in r.items()})
-    atomic_write(path, buf.getvalue())
+    from onebp.curve_log import write_curve as write
+
+    write(path, rows)
+
+
+RUN_STATE = "run_state.json"  # running (pid, host) or failed (error); deleted when the run finishes
+
+
+def _mark(out: Path, state: str, **extra: Any) -> None:
+    atomic_write_json(out / RUN_STATE, {"state": state, "pid": os.getpid(), "host": socket.gethostname(),
+                                        "time": time.time(), **extra})
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -129,6 +133,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     split = load_split(args.data)
     method, cfg = _config(args, split.name)
     out = Path(args.out)
+    if getattr(args, "fresh", False) and out.exists():
+        from onebp.checkpoint import Checkpointer
+
+        Checkpointer(out, cfg).discard()
+        for name in ("metrics.json", "curve.csv", "per_user_test.npz", RUN_STATE):
+            (out / name).unlink(missing_ok=True)
+        print(f"{out}: --fresh: previous checkpoint, best model, curve and metrics deleted", file=sys.stderr)
     if (out / "metrics.json").exists():
         _check_finished_run(out, cfg)
         print(f"{out}: already finished (metrics.json present); nothing to do", file=sys.stderr)
@@ -139,20 +150,29 @@ def cmd_train(args: argparse.Namespace) -> int:
                                             "split": split.name, "citation": method.citation,
                                             "derived_seeds": trainer.seeds})
     atomic_write_json(out / "env.json", environment(trainer.device))
+    _mark(out, "running")
     try:
         metrics = trainer.fit()
     except TrainingDiverged as exc:
         if not cfg.tuning_trial:
+            _mark(out, "failed", error=str(exc))
             raise
         # A drawn setting that diverges is a result of tuning (a bad point), not a failed job.
         metrics = {"method": cfg.method, "dataset": cfg.dataset, "seed": cfg.seed, "tuning_trial": True,
                    "status": "diverged", "error": str(exc), "epochs_run": trainer.state.epoch, "valid": {}}
+    except BaseException as exc:  # recorded for `onebp status`, then raised as before
+        _mark(out, "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
+              error=f"{type(exc).__name__}: {exc}")
+        raise
     write_curve(out / "curve.csv", trainer.state.curve)
     if cfg.tuning_trial:  # no test metrics exist for a trial
         atomic_write_json(out / "metrics.json", metrics)
-        # A finished trial is never resumed, and its checkpoint (model, optimizer state and the best
-        # model's copy) would be the largest file of a tuning: hundreds of MB per trial at dim 1024.
-        (out / "checkpoint.pt").unlink(missing_ok=True)
+        # A finished trial is never resumed, and its checkpoint (model and optimizer state) and best
+        # model would be the largest files of a tuning: hundreds of MB per trial at dim 1024.
+        from onebp.checkpoint import Checkpointer
+
+        Checkpointer(out, cfg).discard()
+        (out / RUN_STATE).unlink(missing_ok=True)
         print(json.dumps({"out": str(out), "tuning_trial": True, "status": metrics.get("status", "ok"),
                           "selected_epoch": metrics.get("selected_epoch"),
                           f"valid/{cfg.select_metric}": metrics["valid"].get(cfg.select_metric)}))
@@ -162,6 +182,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     np.savez_compressed(buf, user=test.users, **test.per_user)
     atomic_write(out / "per_user_test.npz", buf.getvalue())
     atomic_write_json(out / "metrics.json", metrics)
+    (out / RUN_STATE).unlink(missing_ok=True)
     print(json.dumps({"out": str(out), "protocol": cfg.protocol, "selected_epoch": metrics["selected_epoch"],
                       "test": {k: round(v, 4) for k, v in metrics["test"].items() if k.endswith("@20")}}))
     return 0
@@ -191,17 +212,27 @@ def cmd_bench(args: argparse.Namespace) -> int:
     trainer = Trainer(method, cfg, split, run_dir=None, log=lambda msg: None)
     # Wall time is what users see; process CPU time is also reported because on a shared machine
     # it is the steadier figure (with threads=1 they agree when the machine is otherwise idle).
+    # The timed epochs run unprofiled (CUDA events, no synchronisation inside the epoch); the phase
+    # breakdown comes from a few extra epochs with profile_phases on (synchronised at every phase
+    # boundary, so on a GPU their sum exceeds the unprofiled epoch).
     phases: dict[str, list[float]] = {}
     epoch_cpu = []
-    for i in range(args.warmup + args.epochs):
+    n_profiled = min(args.epochs, 3)
+    if trainer.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(trainer.device)
+    for i in range(args.warmup + args.epochs + n_profiled):
+        profiled = i >= args.warmup + args.epochs
+        trainer.timer.enabled = profiled or cfg.profile_phases
         cpu = time.process_time()
         row = trainer.run_epoch()
         cpu = time.process_time() - cpu
         trainer.state.epoch = row["epoch"]
-        if i >= args.warmup:
+        if args.warmup <= i < args.warmup + args.epochs:
             epoch_cpu.append(cpu)
+            phases.setdefault("seconds_train", []).append(row["seconds_train"])
+        elif profiled:
             for k, v in row.items():
-                if k.startswith("seconds_"):
+                if k.startswith("seconds_") and k != "seconds_train":
                     phases.setdefault(k, []).append(v)
     # Training's peak before any evaluation: RSS is the process's high-water mark so far (loading +
     # training); the GPU counter is reset so the evaluation's own peak is measured apart.
@@ -212,9 +243,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     part = "valid" if split.has_valid else "test"
     trainer.evaluate(part)  # warm-up
     for _ in range(args.evals):
-        t, cpu = trainer.timer.now(), time.process_time()
-        trainer.evaluate(part)
-        evals.append(trainer.timer.now() - t)
+        t, cpu = time.perf_counter(), time.process_time()
+        trainer.evaluate(part)  # reads its metrics back to the host: the GPU is done when it returns
+        evals.append(time.perf_counter() - t)
         eval_cpu.append(time.process_time() - cpu)
     rss, gpu = peak_memory_mb(trainer.device)  # rss: whole process; gpu: evaluation only (reset above)
     if gpu is not None and gpu_train is not None:
@@ -231,6 +262,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         "epoch_seconds_min": round(min(phases["seconds_train"]), 5),
         "phase_seconds_median": {k.removeprefix("seconds_"): round(float(np.median(v)), 5)
                                  for k, v in phases.items() if k != "seconds_train"},
+        "phase_epochs_profiled": n_profiled,
         "epoch_cpu_seconds_median": round(float(np.median(epoch_cpu)), 5),
         "eval_seconds_median": round(float(np.median(evals)), 5),
         "eval_cpu_seconds_median": round(float(np.median(eval_cpu)), 5),

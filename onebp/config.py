@@ -49,7 +49,10 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = 0  # torch intra-op threads; 0 = leave torch's default
     eval_memory_mb: float = 256.0
-    checkpoint_every: int = 0  # epochs between checkpoints; 0 = at every evaluation
+    # Resume checkpoints by wall time (and at the end of training): minutes between them; 0 = after
+    # every epoch (tests). The best model is written with the next checkpoint after it improved.
+    checkpoint_minutes: float = 10.0
+    profile_phases: bool = False  # seconds per phase (synchronises CUDA twice per batch: profiling only)
     # A tuning trial: trains on train, selects on validation, and never evaluates the test part
     # (the trainer refuses to; onebp.tuning).
     tuning_trial: bool = False
@@ -63,6 +66,7 @@ class TrainConfig:
 
 #: settings that no longer exist, and what replaces them
 RENAMED = {
+    "checkpoint_every": "checkpoints are written by wall time: use checkpoint_minutes (default 10)",
     "patience": "use patience_epochs (epochs without improvement, e.g. eval_every × the old "
                 "number of evaluations) and optionally min_epochs",
 }
@@ -180,6 +184,8 @@ def validate_config(cfg: TrainConfig) -> None:
     if cfg.tuning_trial and cfg.protocol != "clean":
         raise UserError("setting tuning_trial=true needs protocol clean (a trial selects on validation "
                         "and never sees the test part)")
+    if cfg.checkpoint_minutes < 0:
+        raise UserError(f"setting checkpoint_minutes={cfg.checkpoint_minutes} must be >= 0")
     if not 0.0 <= cfg.beta <= 1.0:
         raise UserError(f"setting beta={cfg.beta} must lie in [0, 1]")
     if cfg.temperature <= 0:

@@ -3,7 +3,8 @@
 :func:`discover` fills it, explicitly and once: it registers the core methods listed in
 ``onebp.methods.CORE_METHODS``, then imports every ``baselines/<name>.py`` module (next to this
 package, plus any directory in ``ONEBP_BASELINES`` — ``os.pathsep``-separated — or passed to
-``discover``), each of which registers its methods by calling ``register(Method(...))``.
+``discover``; installed, the same files are the ``onebp_baselines`` package), each of which
+registers its methods by calling ``register(Method(...))``.
 Registering a name twice is an error naming both modules. No wildcard imports: discovery imports
 files by path, and what a module registers is all it adds. This module imports no method module at
 import time (``onebp.methods`` does not import it either), so there is no import circle.
@@ -22,7 +23,22 @@ from onebp.method_spec import Method
 
 __all__ = ["Method", "discover", "get_method", "method_names", "register", "unregister"]
 
-BASELINES_DIR = Path(__file__).resolve().parent.parent / "baselines"
+BASELINES_DIR = Path(__file__).resolve().parent.parent / "baselines"  # in a source checkout
+BASELINES_PACKAGE = "onebp_baselines"  # the same files, installed (pyproject maps baselines/ to it)
+
+
+def baseline_dirs() -> list[Path]:
+    """Where the shipped baselines are: ``baselines/`` next to the package in a checkout (editable
+    install), else the installed ``onebp_baselines`` package (a wheel, e.g. in a container)."""
+    dirs = [BASELINES_DIR] if BASELINES_DIR.is_dir() else []
+    try:
+        spec = importlib.util.find_spec(BASELINES_PACKAGE)
+    except (ImportError, ValueError):
+        spec = None
+    for loc in (spec.submodule_search_locations or []) if spec is not None else []:
+        if Path(loc).is_dir() and Path(loc).resolve() not in [d.resolve() for d in dirs]:
+            dirs.append(Path(loc))
+    return dirs
 
 
 
@@ -66,7 +82,7 @@ def register_core_methods() -> None:
 def discover(extra_dirs: Iterable[str | os.PathLike] = ()) -> None:
     """Register the core methods, then import every baselines module not imported yet."""
     register_core_methods()
-    dirs = [BASELINES_DIR, *extra_dirs]
+    dirs = [*baseline_dirs(), *extra_dirs]
     env = os.environ.get("ONEBP_BASELINES", "")
     dirs += [d for d in env.split(os.pathsep) if d]
     for d in dirs:

@@ -11,9 +11,11 @@ from onebp.selection import TrainState
 
 
 def run_record(cfg: TrainConfig, state: TrainState, test: dict[str, float] | None, test_seconds: float,
-               memory: tuple[float, float | None], device: str) -> dict[str, Any]:
+               memory: tuple[float, float | None] | tuple[float, float | None, float | None],
+               device: str) -> dict[str, Any]:
     """What ``metrics.json`` holds; ``test`` are the test metrics of the selected model (None for a
-    tuning trial, whose record then has no ``test`` key at all)."""
+    tuning trial, whose record then has no ``test`` key at all). ``memory``: peak RSS, peak GPU
+    memory of training and (optionally) of evaluation, MiB."""
     selected = state.selected_epoch
     curve = state.curve
     epoch_seconds = [r["seconds_train"] for r in curve if r.get("epoch", 0) > 0]
@@ -21,7 +23,7 @@ def run_record(cfg: TrainConfig, state: TrainState, test: dict[str, float] | Non
     seconds_to_selected = sum(
         r.get("seconds_train", 0.0) + r.get("seconds_eval", 0.0) for r in curve if r["epoch"] <= selected
     )
-    rss, gpu = memory
+    rss, gpu, gpu_eval = (*memory, None)[:3]
     out: dict[str, Any] = {
         "method": cfg.method,
         "dataset": cfg.dataset,
@@ -40,7 +42,7 @@ def run_record(cfg: TrainConfig, state: TrainState, test: dict[str, float] | Non
             "train_seconds_total": float(sum(epoch_seconds)),
             "seconds_to_selected": seconds_to_selected,
         },
-        "memory": {"peak_rss_mb": rss, "peak_gpu_mb": gpu},
+        "memory": {"peak_rss_mb": rss, "peak_gpu_mb": gpu, "peak_gpu_eval_mb": gpu_eval},
         "device": device,
     }
     if cfg.protocol == "paper":

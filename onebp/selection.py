@@ -2,12 +2,11 @@
 
 ``TrainState`` is the whole mutable state of a run apart from the model and the RNG: the trainer
 updates it through ``record_valid``/``record_test`` and asks ``should_stop``; the checkpoint stores
-it as a plain dict.
+it as a plain dict (``resume_dict``), the best model's weights in a file of their own.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,13 +28,20 @@ class TrainState:
     best_on_test_epoch: dict[str, int] = field(default_factory=dict)
     stopped_early: bool = False
 
+    def resume_dict(self) -> dict[str, Any]:
+        """What the resume checkpoint stores: everything but the best model's weights, which have
+        their own file (``onebp.checkpoint``)."""
+        return {k: v for k, v in self.__dict__.items() if k != "best_model"}
+
     def record_valid(self, epoch: int, metrics: dict[str, float], select_metric: str,
                      model_state: Callable[[], dict[str, Any]]) -> bool:
-        """Validation at ``epoch``; keeps a copy of the model when ``select_metric`` improves."""
+        """Validation at ``epoch``; keeps the weights ``model_state()`` returns (a copy, e.g.
+        ``onebp.checkpoint.model_weights``: encoder weights on the host, no optimizer state) when
+        ``select_metric`` improves."""
         value = metrics[select_metric]
         if value > self.best_value:
             self.best_value, self.best_epoch, self.best_valid = value, epoch, metrics
-            self.best_model = copy.deepcopy(model_state())
+            self.best_model = model_state()
             self.bad_evals = 0
             return True
         self.bad_evals += 1

@@ -13,9 +13,11 @@ Protocols (labelled in every output):
   (best validation epoch if the split has a validation part, else the last epoch).
 
 The pieces: ``onebp.selection`` (state that survives a restart, early stopping, best epoch),
-``onebp.checkpoint`` (atomic checkpoints and resume, RNG state included, so a resumed run ends with
-the same numbers as an uninterrupted one), ``onebp.run_record`` (``metrics.json``) and
-``onebp.timing`` (seconds per phase, peak memory).
+``onebp.checkpoint`` (resume checkpoints by wall time and the best model's weights, RNG state
+included, so a resumed run ends with the same numbers as an uninterrupted one; refused across code
+revisions and device types), ``onebp.curve_log`` (``curve.csv`` appended at every evaluation),
+``onebp.run_record`` (``metrics.json``) and ``onebp.timing`` (epoch time by CUDA events, the
+opt-in phase profile, training and evaluation peak memory apart).
 
 Randomness comes from two generators seeded from (dataset, seed) only — never the method — so twins
 such as ``onebp`` and ``twobp`` at the same seed start from identical tables (the *init* stream,
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -37,8 +40,9 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from onebp.checkpoint import NON_RESULT_KEYS, Checkpointer
+from onebp.checkpoint import NON_RESULT_KEYS, Checkpointer, load_model_weights, model_weights
 from onebp.config import TrainConfig
+from onebp.curve_log import CurveLog, curve_columns
 from onebp.data.split_format import Split
 from onebp.errors import UserError
 from onebp.evaluate import RankingMetrics, full_ranking_metrics
@@ -47,7 +51,7 @@ from onebp.method_spec import Method
 from onebp.model import BuildContext
 from onebp.run_record import run_record
 from onebp.selection import TrainState
-from onebp.timing import PhaseTimer, peak_memory_mb
+from onebp.timing import EpochTimer, GpuPeaks, PhaseTimer, peak_memory_mb
 
 __all__ = ["NON_RESULT_KEYS", "Data", "ForbiddenTestAccess", "Trainer", "TrainingDiverged", "derive_seed",
            "peak_memory_mb", "run_seeds", "select_device"]
@@ -90,7 +94,8 @@ def select_device(spec: str) -> torch.device:
 
     if spec == "auto":
         slot = held_gpu_slot()
-        if slot is not None and not torch.cuda.is_available():
+        # ONEBP_FAKE_GPUS=1: the slots are fakes (tests of the lock mechanics on a CPU machine)
+        if slot is not None and not torch.cuda.is_available() and os.environ.get("ONEBP_FAKE_GPUS") != "1":
             raise UserError(
                 f"this job holds GPU slot {slot!r} (onebp gpu-run set CUDA_VISIBLE_DEVICES={slot}) but "
                 f"torch {torch.__version__} sees no CUDA device (a CPU-only torch build, or a driver "
@@ -162,10 +167,7 @@ class Trainer:
         if cfg.threads > 0:
             torch.set_num_threads(cfg.threads)
         self.method, self.cfg, self.run_dir = method, cfg, run_dir
-        # A progress bar on a terminal, plain log lines (one per evaluation) otherwise.
-        self.progress = sys.stderr.isatty() if progress is None else progress
-        self.log = log or (tqdm.write if self.progress else
-                           (lambda msg: print(msg, file=sys.stderr, flush=True)))
+        self.progress, self.log = _progress_and_log(progress, log)
         self.device = select_device(cfg.device)
         self.data = Data.on(split, self.device, with_test=not cfg.tuning_trial)
         self.seeds, init, self.generator = seeded_generators(cfg, self.device)
@@ -173,8 +175,9 @@ class Trainer:
                            self.device, init, cfg)
         self.model = method.build(ctx)
         self.state = TrainState()
-        self.timer = PhaseTimer(self.device)
-        self.checkpoints = Checkpointer(run_dir, cfg)
+        self.timer, self.epoch_timer = PhaseTimer(self.device, cfg.profile_phases), EpochTimer(self.device)
+        self.gpu_peaks, self.checkpoints = GpuPeaks(self.device), Checkpointer(run_dir, cfg, self.device)
+        self.curve_log = CurveLog(run_dir / "curve.csv" if run_dir else None, curve_columns(cfg, split.has_valid))
 
     def evaluate(self, part: str) -> RankingMetrics:
         """Full-ranking metrics on ``valid`` or ``test`` (train, and for test valid, items masked)."""
@@ -194,6 +197,7 @@ class Trainer:
         timer.totals = {}
         n = len(d.train_users)
         n_batches = count_batches(n, cfg)
+        self.epoch_timer.start()
         t = timer.now()
         perm = torch.randperm(n, generator=self.generator, device=self.device)
         users, items = d.train_users[perm], d.train_items[perm]
@@ -209,26 +213,31 @@ class Trainer:
             t = timer.add("aggregate", t)
         model.end_epoch(d.train)
         timer.add("aggregate", t)
-        loss, epoch = float(loss_sum) / max(n_batches, 1), self.state.epoch + 1
+        self.epoch_timer.stop()
+        loss, epoch = float(loss_sum) / max(n_batches, 1), self.state.epoch + 1  # the epoch's one sync
         if not math.isfinite(loss):
             raise TrainingDiverged(f"epoch {epoch}: training loss is {loss} (lr={cfg.lr} too high, or a broken loss?)")
-        row = {"epoch": epoch, "loss": loss}
-        row.update({f"seconds_{p}": timer.totals.get(p, 0.0) for p in ("sample", "prepare", "step", "aggregate")})
-        return {**row, "seconds_train": sum(timer.totals.values())}
+        row = {"epoch": epoch, "loss": loss, "seconds_train": self.epoch_timer.seconds()}
+        if timer.enabled:  # profile_phases: seconds per phase (synchronised, so slower on a GPU)
+            row.update({f"seconds_{p}": timer.totals.get(p, 0.0) for p in ("sample", "prepare", "step", "aggregate")})
+        return row
 
     def evaluate_epoch(self, row: dict[str, Any]) -> bool:
         """Validation (and, under protocol paper, test) at this epoch; returns True to stop."""
-        cfg, st, t = self.cfg, self.state, self.timer.now()
-        improved = False
+        cfg, st = self.cfg, self.state
+        self.gpu_peaks.before_eval()
+        t, improved = time.perf_counter(), False
         if self.data.valid is not None:
             valid = self.evaluate("valid").mean
             row.update({f"valid/{k}": v for k, v in valid.items()})
-            improved = st.record_valid(row["epoch"], valid, cfg.select_metric, self.model.state_dict)
+            # encoder weights only, copied to host memory (no optimizer state; out of the GPU's peak)
+            improved = st.record_valid(row["epoch"], valid, cfg.select_metric, lambda: model_weights(self.model))
         if cfg.protocol == "paper":
             test = self.evaluate("test").mean
             row.update({f"test/{k}": v for k, v in test.items()})
             st.record_test(row["epoch"], test)
-        row["seconds_eval"] = self.timer.now() - t
+        row["seconds_eval"] = time.perf_counter() - t  # the metrics were read back: the GPU is done
+        self.gpu_peaks.after_eval()
         self.log(_progress_line(row, st, cfg, self.data.valid is not None) + (" *" if improved else ""))
         return st.should_stop(cfg.protocol, row["epoch"], cfg.patience_epochs, cfg.min_epochs)
 
@@ -236,26 +245,25 @@ class Trainer:
         cfg = self.cfg
         check_protocol(cfg, self.data.split)
         if not getattr(self.model, "iterative", True):
-            t = time.perf_counter()
-            self.model.fit()
-            self.state.curve.append({"epoch": 0, "loss": float("nan"), "seconds_train": time.perf_counter() - t})
-            return self.finish()
-        resumed = self.checkpoints.resume(self.model, self.generator)
-        if resumed is not None:
-            self.state = resumed
-            self.log(f"resumed from {self.checkpoints.path} after epoch {resumed.epoch}")
-        st, every = self.state, cfg.checkpoint_every or cfg.eval_every
+            return _fit_once(self)
+        st = self.state = _resume(self)
         bar = tqdm(total=cfg.epochs, initial=st.epoch, disable=not self.progress, unit="epoch",
                    desc=f"{cfg.method} {cfg.dataset}", file=sys.stderr)
+        self.gpu_peaks.start_training()
         while st.epoch < cfg.epochs and not st.stopped_early:
             row = self.run_epoch()
             st.epoch = row["epoch"]
-            if st.epoch % cfg.eval_every == 0 or st.epoch == cfg.epochs:
+            self.gpu_peaks.update_training()
+            evaluated = st.epoch % cfg.eval_every == 0 or st.epoch == cfg.epochs
+            if evaluated:
                 st.stopped_early = self.evaluate_epoch(row)
-            rss, gpu = peak_memory_mb(self.device)
-            row.update(peak_rss_mb=rss, peak_gpu_mb=gpu)
+            row.update(peak_rss_mb=peak_memory_mb(self.device)[0], peak_gpu_mb=self.gpu_peaks.train_mb,
+                       peak_gpu_eval_mb=self.gpu_peaks.eval_mb)
             st.curve.append(row)
-            if st.epoch % every == 0 or st.stopped_early or st.epoch == cfg.epochs:
+            done = st.stopped_early or st.epoch == cfg.epochs
+            if evaluated or done:
+                self.curve_log.sync(st.curve)  # appended and flushed: progress is visible live
+            if done or self.checkpoints.due():
                 self.checkpoints.save(self.model, self.generator, st)
             bar.update(1)
             bar.set_postfix(loss=f"{row['loss']:.4f}", best=f"{st.best_value:.4f}@{st.best_epoch}", refresh=False)
@@ -265,13 +273,51 @@ class Trainer:
     def finish(self) -> dict[str, Any]:
         """Test once with the selected model (a tuning trial: never); return the metrics record."""
         if self.state.best_model is not None:
-            self.model.load_state_dict(self.state.best_model)
-        t, self.test_metrics = self.timer.now(), None
+            load_model_weights(self.model, self.state.best_model)
+        t, self.test_metrics = time.perf_counter(), None
         if not self.cfg.tuning_trial:  # a tuning trial is never tested
             self.test_metrics = self.evaluate("test")
-        test = self.test_metrics.mean if self.test_metrics is not None else None
-        return run_record(self.cfg, self.state, test, self.timer.now() - t, peak_memory_mb(self.device),
-                          str(self.device))
+        return _record(self, time.perf_counter() - t)
+
+
+def _progress_and_log(progress: bool | None, log: Callable[[str], None] | None
+                      ) -> tuple[bool, Callable[[str], None]]:
+    """A progress bar on a terminal; plain log lines (one per evaluation, flushed) otherwise — under
+    Snakemake that is the job's log file."""
+    progress = sys.stderr.isatty() if progress is None else progress
+    return progress, log or (tqdm.write if progress else (lambda msg: print(msg, file=sys.stderr, flush=True)))
+
+
+def _fit_once(trainer: Trainer) -> dict[str, Any]:
+    """A method fitted in one shot (no epochs): one curve row at epoch 0, then the test."""
+    t = time.perf_counter()
+    trainer.model.fit()
+    trainer.state.curve.append({"epoch": 0, "loss": float("nan"), "seconds_train": time.perf_counter() - t})
+    return trainer.finish()
+
+
+def _resume(trainer: Trainer) -> TrainState:
+    """The checkpoint's state (or a new one); curve.csv is rewritten to the checkpoint's rows (none
+    for a new run), so rows a killed run appended after its last checkpoint are trained again, never
+    duplicated."""
+    resumed = trainer.checkpoints.resume(trainer.model, trainer.generator)
+    if resumed is not None:
+        trainer.log(f"resumed from {trainer.checkpoints.path} after epoch {resumed.epoch}")
+    state = resumed or trainer.state
+    trainer.curve_log.start(state.curve)
+    return state
+
+
+def _record(trainer: Trainer, test_seconds: float) -> dict[str, Any]:
+    """``metrics.json``: the run record, with training and evaluation GPU peaks and checkpoint I/O."""
+    if trainer.device.type == "cuda":
+        torch.cuda.synchronize(trainer.device)
+    test = trainer.test_metrics.mean if trainer.test_metrics is not None else None
+    memory = (peak_memory_mb(trainer.device)[0], trainer.gpu_peaks.train_mb, trainer.gpu_peaks.eval_mb)
+    record = run_record(trainer.cfg, trainer.state, test, test_seconds, memory, str(trainer.device))
+    record["checkpoint_io"] = {"checkpoints": trainer.checkpoints.saves,
+                               "bytes_written": trainer.checkpoints.bytes_written}
+    return record
 
 
 def _progress_line(row: dict[str, Any], st: TrainState, cfg: TrainConfig, has_valid: bool) -> str:

@@ -244,3 +244,12 @@ def test_same_device_compares_type_and_index() -> None:
     assert not same_device(torch.device("cuda:1"), torch.device("cuda:0"))
     assert not same_device(torch.device("cpu"), torch.device("cuda:0"))
     assert same_device(torch.device("cpu"), torch.device("cpu"))
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
+def test_fake_gpus_may_train_on_the_cpu(monkeypatch) -> None:
+    from onebp.train import select_device
+
+    monkeypatch.setenv("ONEBP_GPU_SLOT", "0")
+    monkeypatch.setenv("ONEBP_FAKE_GPUS", "1")  # tests of the lock mechanics (the smoke workflow)
+    assert select_device("auto").type == "cpu"

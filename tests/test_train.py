@@ -48,11 +48,11 @@ def test_same_seed_same_metrics_different_seed_different(split, method):
 def test_resumed_run_equals_uninterrupted_run(split, tmp_path, monkeypatch):
     full = trainer(split, run_dir=tmp_path / "full").fit()
 
-    crashing = trainer(split, run_dir=tmp_path / "crash")
+    crashing = trainer(split, run_dir=tmp_path / "crash", checkpoint_minutes=0)  # one after every epoch
     original = Trainer.run_epoch
 
     def run_epoch_then_crash(self):
-        if self.state.epoch == 7:  # after the checkpoint of epoch 6, before the one of epoch 9
+        if self.state.epoch == 7:  # after the checkpoint of epoch 7, in the middle of the run
             raise KeyboardInterrupt
         return original(self)
 
@@ -60,7 +60,9 @@ def test_resumed_run_equals_uninterrupted_run(split, tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         crashing.fit()
     monkeypatch.setattr(Trainer, "run_epoch", original)
-    resumed_trainer = trainer(split, run_dir=tmp_path / "crash")
+    resumed_trainer = trainer(split, run_dir=tmp_path / "crash", checkpoint_minutes=0)
+    assert resumed_trainer.checkpoints.resume(resumed_trainer.model, resumed_trainer.generator).epoch == 7
+    resumed_trainer = trainer(split, run_dir=tmp_path / "crash", checkpoint_minutes=0)
     resumed = resumed_trainer.fit()
     assert resumed_trainer.state.epoch == 12
     assert resumed["test"] == full["test"]
@@ -72,7 +74,8 @@ def test_resumed_run_equals_uninterrupted_run(split, tmp_path, monkeypatch):
 def test_killed_process_resumes_to_the_same_numbers(tiny_split_dir, tmp_path):
     args = [sys.executable, "-m", "onebp", "train", "--data", str(tiny_split_dir), "--method", "onebp",
             "--set", "epochs=400", "--set", "eval_every=5", "--set", "patience_epochs=5000",
-            "--set", "batch_size=64", "--set", "dim=8", "--set", "threads=1"]
+            "--set", "batch_size=64", "--set", "dim=8", "--set", "threads=1",
+            "--set", "checkpoint_minutes=0"]  # a checkpoint after every epoch, so there is one to kill
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     subprocess.run([*args, "--out", str(tmp_path / "full")], check=True, env=env, capture_output=True)
     killed = tmp_path / "killed"

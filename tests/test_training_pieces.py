@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from onebp.checkpoint import Checkpointer
+from onebp.checkpoint import Checkpointer, model_weights
 from onebp.config import resolve_config
 from onebp.errors import UserError
 from onebp.run_record import run_record
@@ -26,11 +26,12 @@ class Tiny(torch.nn.Module):
 
 def test_selection_keeps_best_copy_and_counts_bad_evaluations():
     st, model = TrainState(), Tiny(1.0)
-    assert st.record_valid(1, {"ndcg@20": 0.2}, "ndcg@20", model.state_dict)
+    weights = lambda: model_weights(model)  # noqa: E731
+    assert st.record_valid(1, {"ndcg@20": 0.2}, "ndcg@20", weights)
     with torch.no_grad():
         model.w.fill_(2.0)  # the kept copy must not follow the live model
-    assert not st.record_valid(2, {"ndcg@20": 0.2}, "ndcg@20", model.state_dict)  # a tie is no gain
-    assert not st.record_valid(3, {"ndcg@20": 0.1}, "ndcg@20", model.state_dict)
+    assert not st.record_valid(2, {"ndcg@20": 0.2}, "ndcg@20", weights)  # a tie is no gain
+    assert not st.record_valid(3, {"ndcg@20": 0.1}, "ndcg@20", weights)
     assert (st.best_epoch, st.best_value, st.bad_evals) == (1, 0.2, 2)
     assert torch.equal(st.best_model["w"], torch.ones(3))
     # Patience in epochs since the best (epoch 1): at epoch 3 two epochs have passed.
@@ -38,7 +39,7 @@ def test_selection_keeps_best_copy_and_counts_bad_evaluations():
     assert not st.should_stop("clean", 3, patience_epochs=2, min_epochs=4)  # never before min_epochs
     assert st.should_stop("clean", 4, patience_epochs=2, min_epochs=4)
     assert not st.should_stop("paper", 3, patience_epochs=1)  # protocol paper trains every epoch
-    assert st.record_valid(4, {"ndcg@20": 0.3}, "ndcg@20", model.state_dict) and st.bad_evals == 0
+    assert st.record_valid(4, {"ndcg@20": 0.3}, "ndcg@20", weights) and st.bad_evals == 0
     st.epoch = 9
     assert st.selected_epoch == 4
 

@@ -40,8 +40,9 @@ def smoke(server: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, 
     configfile.write_text(yaml.safe_dump(cfg))
     start = time.monotonic()
     # Two fake GPUs: the train jobs go through the real slot locks (in a private lock directory) and
-    # get CUDA_VISIBLE_DEVICES=0 or 1; as no such CUDA device exists here, torch trains on the CPU.
-    env = {"ONEBP_GPUS": "0,1", "ONEBP_GPU_SLOTS_DIR": str(work / "gpu-slots")}
+    # get CUDA_VISIBLE_DEVICES=0 or 1; as no such CUDA device exists here, torch trains on the CPU
+    # (ONEBP_FAKE_GPUS: otherwise a job holding a GPU slot refuses to train on the CPU).
+    env = {"ONEBP_GPUS": "0,1", "ONEBP_FAKE_GPUS": "1", "ONEBP_GPU_SLOTS_DIR": str(work / "gpu-slots")}
     r = snakemake(work, "--cores", "2", "--resources", "gpu=2", "--configfile", str(configfile), env=env)
     elapsed = time.monotonic() - start
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]

@@ -97,13 +97,22 @@ class StudyPlan:
         return "".join(f"--params-file {shlex.quote(f)}" for f in self.tuned_inputs(dataset, method))
 
     def train_resource(self, key: str, default: Any):
-        """A resource of the train rule: the dataset's own value, else resources.train, else default."""
+        """A resource of the train rule: the method's own value for the dataset (or "*") in
+        method_resources, else the dataset's own value, else resources.train, else default."""
 
         def get(wildcards: Any) -> Any:
-            own = self.config["dataset_options"].get(wildcards.dataset, {}).get("resources") or {}
-            return own.get(key, self.config["resources"]["train"].get(key, default))
+            return self.job_resource(wildcards.dataset, getattr(wildcards, "method", None), key, default)
 
         return get
+
+    def job_resource(self, dataset: str, method: str | None, key: str, default: Any) -> Any:
+        by_method = self.config.get("method_resources", {}).get(method, {}) if method else {}
+        for layer in (by_method.get(dataset), by_method.get("*"),
+                      self.config["dataset_options"].get(dataset, {}).get("resources"),
+                      self.config["resources"]["train"]):
+            if layer and key in layer:
+                return layer[key]
+        return default
 
     def primary_protocol(self) -> str:
         protocols = self.config["protocols"]
@@ -233,6 +242,8 @@ def _check_gpu_slots(config: dict[str, Any]) -> None:
     where = [("resources.train.gpu", config["resources"]["train"].get("gpu", 1))]
     where += [(f"dataset_options.{ds}.resources.gpu", o["resources"]["gpu"])
               for ds, o in config["dataset_options"].items() if "gpu" in (o.get("resources") or {})]
+    where += [(f"method_resources.{m}.{ds}.gpu", r["gpu"])
+              for m, by_ds in (config.get("method_resources") or {}).items() for ds, r in by_ds.items() if "gpu" in r]
     for key, value in where:
         if not 0 <= value <= k:
             raise ConfigError(f"{key}: {value} GPU slots, but a device has gpu_jobs_per_device={k} "

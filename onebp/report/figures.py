@@ -117,7 +117,8 @@ def fig_memory(df: pd.DataFrame, out_dir: Path, protocol: str) -> list[Path]:
     sel = sel[sel["split"] == "memory"]
     if sel.empty:
         return _empty(out_dir, "memory", "no memory rows")
-    sel = sel.assign(kind=sel["metric"].map({"peak_rss_mb": "CPU (RSS)", "peak_gpu_mb": "GPU"}).fillna(sel["metric"]))
+    sel = sel.assign(kind=sel["metric"].map({"peak_rss_mb": "CPU (RSS)", "peak_gpu_mb": "GPU (training)",
+                                                "peak_gpu_eval_mb": "GPU (evaluation)"}).fillna(sel["metric"]))
     g = sns.catplot(data=sel, x="method", y="value", hue="kind", col="dataset", kind="bar", estimator="max",
                     errorbar=None, sharey=False, height=3, aspect=1.2, col_wrap=min(4, sel["dataset"].nunique()))
     g.set_axis_labels("", "peak memory (MB)")

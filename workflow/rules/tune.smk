@@ -35,7 +35,7 @@ if TUNING:
             mem_mb=PLAN.train_resource("mem_mb", 8000),
             runtime=PLAN.train_resource("runtime", 720),
         shell:
-            "{params.gpu_run} --slots {resources.gpu} -- {params.onebp} train --data {input.split} --method {wildcards.method}"
+            "ONEBP_MEMORY_MB={resources.mem_mb} {params.gpu_run} --slots {resources.gpu} -- {params.onebp} train --data {input.split} --method {wildcards.method}"
             " {params.sets} --set dataset={wildcards.dataset} --set threads={threads}"
             " --out {params.run_dir} > {log} 2>&1"
 
