@@ -338,6 +338,7 @@ def test_keys_and_errors() -> None:
         )
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_matches_cpu() -> None:
     scores, train, valid, test = random_problem(12, n_users=40, n_items=60)

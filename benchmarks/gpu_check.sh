@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# The prepared GPU check: one script, under 8 minutes on one GPU, one summary table at the end.
+#
+#   benchmarks/gpu_check.sh [DATA_DIR]        (default DATA_DIR: ../shared/data, or $ONEBP_CHECK_DATA)
+#
+# DATA_DIR holds ml-100k-onebp-split/{100k_train,100k_test}.csv (the official OneBP ML-100K split)
+# and gowalla-lightgcn/{train,test}.txt (LightGCN's Gowalla). Steps:
+#   1. the CUDA test subset (pytest -m cuda: device indices, CUDA-event epoch timer, memory peaks,
+#      CPU-vs-CUDA agreement on tiny data, checkpoints across devices)
+#   2. onebp bench for onebp and twobp on ML-100K (its official settings) and on Gowalla at d 1024
+#   3. CPU vs CUDA agreement on ML-100K after 5 epochs from the same tables and draws
+#      (tolerance: per-epoch loss relative difference <= 1e-3, validation metrics @20 within 5e-3;
+#      onebp/device_agreement.py says why)
+#   4. two concurrent `onebp gpu-run` jobs: different devices, or the second waits on one GPU
+#   5. LightGCN and SimpleX on Gowalla, a short run each, if time remains (the budget is 8 minutes)
+# Without CUDA it runs every part that needs none (the GPU-slot check, the ML-100K bench on the CPU)
+# and says which parts it skipped and why. Exit status: 1 if a step that ran failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+DATA="${1:-${ONEBP_CHECK_DATA:-../shared/data}}"
+PY="${PYTHON:-.venv/bin/python}"
+[ -x "$PY" ] || PY=python3
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/onebp-gpu-check.XXXXXX")"
+START=$(date +%s)
+BUDGET=${GPU_CHECK_BUDGET_S:-450}  # seconds before the optional step 5 is skipped (8 min hard limit)
+SUMMARY="$WORK/summary.tsv"
+FAILED=0
+printf 'step\tstatus\tresult\n' > "$SUMMARY"
+
+elapsed() { echo $(( $(date +%s) - START )); }
+say() { printf '[%4ss] %s\n' "$(elapsed)" "$*" >&2; }
+record() {  # step status result
+  printf '%s\t%s\t%s\n' "$1" "$2" "$3" >> "$SUMMARY"
+  [ "$2" = FAILED ] && FAILED=1
+  say "$1: $2 $3"
+}
+
+CUDA=$("$PY" -c 'import torch; print(int(torch.cuda.is_available()))' 2>/dev/null || echo 0)
+if [ "$CUDA" = 1 ]; then
+  DEVICE=$("$PY" -c 'import torch; print(torch.cuda.get_device_name(0))')
+  NGPU=$("$PY" -c 'import torch; print(torch.cuda.device_count())')
+else
+  DEVICE="CPU only ($(uname -m), torch $("$PY" -c 'import torch; print(torch.__version__)'))"
+  NGPU=0
+fi
+say "device: $DEVICE; GPUs: $NGPU; work dir: $WORK"
+
+# -- data ---------------------------------------------------------------------------------------------
+ML="$WORK/ml-100k-onebp"; GW="$WORK/gowalla"
+if [ -f "$DATA/ml-100k-onebp-split/100k_train.csv" ]; then
+  "$PY" -m onebp data import --format onebp-csv --train "$DATA/ml-100k-onebp-split/100k_train.csv" \
+    --test "$DATA/ml-100k-onebp-split/100k_test.csv" --valid-ratio 0.1 --out "$ML" --name ml-100k-onebp \
+    > "$WORK/import-ml.log" 2>&1 && record data/ml-100k ok "imported" || record data/ml-100k FAILED "see $WORK/import-ml.log"
+else
+  record data/ml-100k skipped "no $DATA/ml-100k-onebp-split"
+fi
+if [ -f "$DATA/gowalla-lightgcn/train.txt" ]; then
+  "$PY" -m onebp data import --format lightgcn --train "$DATA/gowalla-lightgcn/train.txt" \
+    --test "$DATA/gowalla-lightgcn/test.txt" --valid-ratio 0.1 --out "$GW" --name gowalla \
+    > "$WORK/import-gw.log" 2>&1 && record data/gowalla ok "imported" || record data/gowalla FAILED "see $WORK/import-gw.log"
+else
+  record data/gowalla skipped "no $DATA/gowalla-lightgcn"
+fi
+
+# -- 1. CUDA tests ------------------------------------------------------------------------------------
+if [ "$CUDA" = 1 ]; then
+  if timeout 150 "$PY" -m pytest -q -m cuda -p no:cacheprovider > "$WORK/pytest-cuda.log" 2>&1; then
+    record "pytest -m cuda" ok "$(tail -1 "$WORK/pytest-cuda.log")"
+  else
+    record "pytest -m cuda" FAILED "$(tail -1 "$WORK/pytest-cuda.log") (log: $WORK/pytest-cuda.log)"
+  fi
+else
+  record "pytest -m cuda" skipped "no CUDA device (the tests skip themselves)"
+fi
+
+# -- 2. benchmarks ------------------------------------------------------------------------------------
+bench() {  # name split method timeout [--set ...]
+  local name=$1 split=$2 method=$3 limit=$4; shift 4
+  if [ ! -d "$split" ]; then record "$name" skipped "no split"; return; fi
+  if timeout "$limit" "$PY" -m onebp bench --data "$split" --method "$method" --set threads=1 "$@" \
+      > "$WORK/$name.json" 2> "$WORK/$name.log"; then
+    record "$name" ok "$("$PY" - "$WORK/$name.json" <<'EOF'
+import json, sys
+r = json.loads(open(sys.argv[1]).read().splitlines()[-1])
+gpu = f", GPU train/eval {r['peak_gpu_train_mb']}/{r['peak_gpu_eval_mb']} MB" if r.get("peak_gpu_train_mb") is not None else ""
+print(f"{r['epoch_seconds_median']:.4g} s/epoch, {r['eval_seconds_median']:.4g} s/eval, dim {r['dim']} on {r['device']}{gpu}")
+EOF
+)"
+  else
+    record "$name" FAILED "exit $? (log: $WORK/$name.log)"
+  fi
+}
+DEV=cpu; [ "$CUDA" = 1 ] && DEV=cuda
+for m in onebp twobp; do
+  bench "bench $m ml-100k" "$ML" "$m" 120 --set device=$DEV --epochs 10 --evals 3
+done
+if [ "$CUDA" = 1 ]; then
+  for m in onebp twobp; do
+    bench "bench $m gowalla d1024" "$GW" "$m" 150 --set device=cuda --set dim=1024 --epochs 3 --evals 2 --warmup 1
+  done
+else
+  for m in onebp twobp; do
+    record "bench $m gowalla d1024" skipped "no CUDA device: on a CPU an epoch at d 1024 takes 50-170 s (README), and the GPU timing is what this check is for"
+  done
+fi
+
+# -- 3. CPU vs CUDA ------------------------------------------------------------------------------------
+if [ "$CUDA" = 1 ] && [ -d "$ML" ]; then
+  for m in onebp twobp; do
+    if timeout 120 "$PY" -m onebp.device_agreement --data "$ML" --method "$m" --epochs 5 > "$WORK/agree-$m.json" 2>&1; then
+      st=ok
+    else
+      st=FAILED
+    fi
+    record "cpu vs cuda $m" "$st" "$("$PY" -c 'import json,sys; r=json.loads(open(sys.argv[1]).read().splitlines()[-1]); print(f"loss rel diff {r.get(\"loss_max_rel_diff\", float(\"nan\")):.2e} (tol 1e-3), metrics@20 max abs diff {max((r.get(\"metric_abs_diff\") or {\"-\": float(\"nan\")}).values()):.2e} (tol 5e-3)")' "$WORK/agree-$m.json" 2>/dev/null || tail -1 "$WORK/agree-$m.json")"
+  done
+else
+  record "cpu vs cuda" skipped "no CUDA device"
+fi
+
+# -- 4. two concurrent gpu-run jobs --------------------------------------------------------------------
+JOB='import os, time; t = time.time(); time.sleep(3); print(os.environ.get("CUDA_VISIBLE_DEVICES") or "cpu", round(t, 2), round(time.time(), 2))'
+SLOTS="$WORK/slots"
+for i in 1 2; do
+  env -u ONEBP_GPUS "$PY" -m onebp.gpu_slots --slots-dir "$SLOTS" -- "$PY" -c "$JOB" > "$WORK/gpurun$i.out" 2> "$WORK/gpurun$i.err" &
+done
+wait
+GPURUN=$("$PY" - "$WORK/gpurun1.out" "$WORK/gpurun2.out" "$NGPU" <<'EOF'
+import sys
+(d1, s1, e1), (d2, s2, e2) = (open(p).read().split() for p in sys.argv[1:3])
+n = int(sys.argv[3])
+overlap = float(s1) < float(e2) and float(s2) < float(e1)
+if n == 0:
+    print(("ok" if d1 == d2 == "cpu" else "FAILED") + f"\tno GPU: both on the CPU ({d1}, {d2}), concurrently={overlap}")
+elif n == 1:
+    print(("ok" if d1 == d2 and not overlap else "FAILED") + f"\tone GPU: both on device {d1}, the second waited ({not overlap})")
+else:
+    print(("ok" if d1 != d2 and overlap else "FAILED") + f"\tdevices {d1} and {d2}, concurrently={overlap}")
+EOF
+)
+record "gpu-run x2" "${GPURUN%%$'\t'*}" "${GPURUN#*$'\t'}"
+# The same lock mechanics with two fake devices and two jobs per device (works without a GPU).
+for i in 1 2 3; do
+  ONEBP_GPUS=7,8 "$PY" -m onebp.gpu_slots --slots-dir "$WORK/fake" --jobs-per-device 2 -- "$PY" -c "$JOB" > "$WORK/fake$i.out" 2>/dev/null &
+done
+wait
+FAKE=$(cat "$WORK"/fake?.out | awk '{print $1}' | sort | uniq -c | awk '{printf "%s x%s ", $2, $1}')
+case "$FAKE" in *"7 x2"*"8 x1"*|*"7 x1"*"8 x2"*) record "gpu-run slots (fake 2 GPUs x 2 jobs)" ok "$FAKE";;
+  *) record "gpu-run slots (fake 2 GPUs x 2 jobs)" FAILED "$FAKE";; esac
+
+# -- 5. LightGCN and SimpleX on Gowalla, if time remains ---------------------------------------------
+for m in lightgcn simplex; do
+  if [ "$CUDA" != 1 ]; then
+    record "short run $m gowalla" skipped "no CUDA device (minutes per epoch on a CPU)"
+  elif [ ! -d "$GW" ]; then
+    record "short run $m gowalla" skipped "no Gowalla split"
+  elif [ "$(elapsed)" -gt "$BUDGET" ]; then
+    record "short run $m gowalla" skipped "out of time ($(elapsed) s of the ${BUDGET} s budget used)"
+  else
+    left=$(( 470 - $(elapsed) )); [ "$left" -gt 100 ] && left=100
+    if timeout "$left" "$PY" -m onebp train --data "$GW" --method "$m" --set epochs=5 --set eval_every=5 \
+        --set device=cuda --out "$WORK/run-$m" > "$WORK/run-$m.log" 2>&1; then
+      record "short run $m gowalla" ok "$("$PY" -c 'import json,sys; m=json.load(open(sys.argv[1])); print(f"5 epochs: {m[\"timing\"][\"epoch_seconds_median\"]:.3g} s/epoch, valid ndcg@20 {m[\"valid\"].get(\"ndcg@20\", float(\"nan\")):.4f}, GPU {m[\"memory\"][\"peak_gpu_mb\"]:.0f} MB")' "$WORK/run-$m/metrics.json")"
+    else
+      record "short run $m gowalla" FAILED "exit $? within ${left} s (log: $WORK/run-$m.log)"
+    fi
+  fi
+done
+
+echo
+echo "GPU check on: $DEVICE ($NGPU GPU(s)), $(elapsed) s"
+column -t -s $'\t' "$SUMMARY" 2>/dev/null || cat "$SUMMARY"
+exit $FAILED
