@@ -60,6 +60,7 @@ include: "workflow/rules/tune.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/bench.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/estimate.smk"
 
 
 rule all:

@@ -136,7 +136,8 @@ def time_method(split: Any, method_name: str, overrides: dict[str, Any], device:
         start = time.perf_counter()
         trainer.model.fit()
         t.fit_s = time.perf_counter() - start
-    trainer.evaluate(part)  # warm-up (prepare_scoring, allocator)
+    if warmup:
+        trainer.evaluate(part)  # warm-up (prepare_scoring, allocator)
     start = time.perf_counter()
     trainer.evaluate(part)
     t.eval_s = time.perf_counter() - start
@@ -204,6 +205,19 @@ def study_costs(plan: Any, timings: dict[tuple[str, str], Timing]) -> dict[str, 
     return costs
 
 
+def _ease_fits_here(n_items: int, device: str, mem_mb: float | None) -> bool:
+    """Whether EASE can be fitted on this machine to time it (its jobs' own limit is checked, and
+    refused, separately)."""
+    import torch
+
+    from onebp.classic_models import check_ease_fits, ease_memory_bytes, memory_budget_bytes
+
+    if mem_mb is not None:
+        check_ease_fits(n_items, int(mem_mb * 2**20), f"its jobs' configured memory (mem_mb {mem_mb:g})")
+    budget, _ = memory_budget_bytes(torch.device(device))
+    return ease_memory_bytes(n_items) <= budget
+
+
 def _catalog_sizes(dataset: str) -> tuple[int, int, int] | None:
     from onebp.data.catalog import CATALOG
 
@@ -238,20 +252,19 @@ def measure(plan: Any, config: dict[str, Any], workdir: Path, data: dict[str, st
         threads = int(plan.job_resource(ds, m, "threads", 1))
         mem = plan.job_resource(ds, m, "mem_mb", None)
         log(f"timing {m} on {ds} ({path}) ...")
-        try:
-            timings[(ds, m)] = time_method(split, m, overrides, device, threads, epochs, warmup, mem)
-        except UserError:
-            raise
-        except (RuntimeError, MemoryError) as exc:  # e.g. EASE beyond this machine's memory
-            if m != "ease":
-                raise
-            log(f"  {m} on {ds} does not run here ({type(exc).__name__}); extrapolating")
+        if m == "ease" and not _ease_fits_here(split.n_items, device, mem):
+            log(f"  {m} on {ds} fits its jobs' memory but not this machine's; extrapolating")
             timings[(ds, m)] = extrapolate_ease(split.n_users, split.n_items)
+        else:
+            timings[(ds, m)] = time_method(split, m, overrides, device, threads, epochs, warmup, mem)
         log(f"  {timings[(ds, m)].epoch_s:.3f} s/epoch, {timings[(ds, m)].eval_s:.3f} s/evaluation"
             + (f", fit {timings[(ds, m)].fit_s:.2f} s" if timings[(ds, m)].fit_s else ""))
     for ds, m in missing:
         sizes = _catalog_sizes(ds)
-        ref = next(((d, t) for (d, mm), t in timings.items() if mm == m and t.source == "measured"), None)
+        measured = [(d, t) for (d, mm), t in timings.items() if mm == m and t.source == "measured"]
+        # the measured dataset closest in size (train interactions, on a log scale)
+        ref = min(measured, key=lambda dt: abs(math.log(max(dt[1].n_train, 1) / sizes[0]))) if (
+            measured and sizes) else None
         if sizes is None or ref is None:
             raise UserError(f"no prepared split for dataset {ds!r} ({workdir / plan.split_dir(ds, 'clean')}) and "
                             f"nothing measured to scale {m!r} from: prepare it (snakemake --cores 1 "

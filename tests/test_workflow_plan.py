@@ -62,7 +62,8 @@ def test_changed_setting_changes_only_that_method() -> None:
     diff = set(changed.run_dirs()) ^ set(base.run_dirs())
     assert diff and all("/ml-1m/twobp/" in d for d in diff)
     # A changed preprocessing parameter gives a new split and new runs for that dataset only.
-    cfg = config(dataset_options={"gowalla": {"prepare": {"test_ratio": 0.3}}})
+    opts = copy.deepcopy(config()["dataset_options"])  # config.yaml's own (e.g. eval_every) kept
+    cfg = config(dataset_options={**opts, "gowalla": {**opts.get("gowalla", {}), "prepare": {"test_ratio": 0.3}}})
     changed = onebp_plan.build(cfg)
     diff = set(changed.run_dirs()) ^ set(base.run_dirs())
     assert diff and all("/gowalla/" in d for d in diff)
