@@ -23,3 +23,18 @@ def test_summary_medians_and_spread() -> None:
     assert rows[("a", "phase_step_seconds")]["median"] == 1.25
     assert ("a", "peak_gpu_eval_mb") not in rows  # None (no GPU) is not a measurement
     assert rows[("b", "epoch_seconds_median")]["n"] == 1
+
+
+def test_the_bench_rule_takes_every_core_and_the_main_settings(tmp_path) -> None:
+    """Running alone: the bench job asks for every core Snakemake may use (any other job holds at
+    least one), and it times each method at its main setting (tuned best.json, config overrides)."""
+    from test_workflow import snakemake
+
+    r = snakemake(tmp_path, "-n", "-p", "--cores", "3", "results/bench/ml-1m.json")
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-2000:]
+    block = out.split("rule bench:", 1)[1].split("\n\n", 1)[0]
+    assert "threads: 3" in block  # = --cores (no rule asks for 3 threads by itself)
+    assert "bench-suite" in out and "--methods onebp,twobp" in out and "--set dataset=ml-1m" in out
+    assert "--params-file onebp=results/tuning/ml-1m/onebp/best.json" in out
+    assert "--method-set onebp:eval_every=1" in out
