@@ -51,7 +51,9 @@ def smoke(server: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, 
 
 def test_smoke_outputs(smoke: tuple[Path, Path, float]) -> None:
     work, _, elapsed = smoke
-    assert elapsed < 120, f"smoke preset took {elapsed:.0f} s"
+    # A guard against a hung DAG, not a speed test (speed is measured by benchmark commands): the
+    # smoke preset takes 1-2 minutes on a 2-core CPU, more when the machine is shared.
+    assert elapsed < 600, f"smoke preset took {elapsed:.0f} s"
     res = work / "results"
     for name in ("main", "comparisons", "efficiency", "paper", "protocol_gap"):
         for ext in ("md", "tex", "csv", "html"):
