@@ -47,12 +47,14 @@ def result_settings(config: dict[str, Any]) -> dict[str, Any]:
 
 @lru_cache(maxsize=1)
 def code_revision() -> str:
-    """A short hash of every source file that shapes training: the ``onebp`` package and the
-    baselines directories. Works without git (a container install), and changes with any fix."""
+    """A short hash of the source files that can shape training: the ``onebp`` package (less its
+    report subpackage, which only reads finished runs) and the baselines directories. Works without
+    git (a container install), and changes with any fix (or comment) in those files."""
     from onebp.registry import baseline_dirs
 
     package = Path(__file__).resolve().parent
-    files = sorted(package.rglob("*.py")) + sorted(p for d in baseline_dirs() for p in Path(d).glob("*.py"))
+    files = sorted(p for p in package.rglob("*.py") if "report" not in p.relative_to(package).parts[:-1])
+    files += sorted(p for d in baseline_dirs() for p in Path(d).glob("*.py"))
     h = hashlib.sha256()
     for path in files:
         h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
