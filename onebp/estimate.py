@@ -288,14 +288,17 @@ def render(costs: dict[str, Cost], gpus: int, device: str, timings: dict[tuple[s
                                                   tablefmt="github"), ""]
     total = sum(c.seconds for c in costs.values())
     longest = max((c.longest for c in costs.values()), default=0.0)
-    rows = [[ds, c.jobs, c.epochs, f"{c.seconds / 3600:.1f}", f"{c.longest / 3600:.2f}"] for ds, c in costs.items()]
+    rows = [[ds, c.jobs, c.epochs, f"{c.seconds / 3600:.3g}", f"{c.longest / 3600:.3g}"] for ds, c in costs.items()]
     rows.append(["total", sum(c.jobs for c in costs.values()), sum(c.epochs for c in costs.values()),
-                 f"{total / 3600:.1f}", f"{longest / 3600:.2f}"])
+                 f"{total / 3600:.3g}", f"{longest / 3600:.3g}"])
     out += ["Device-hours (every run to its last epoch: an upper bound under early stopping):", "",
             tabulate(rows, ["dataset", "jobs", "epochs", "device-hours", "longest job (h)"], tablefmt="github"), ""]
     wall = max(total / max(gpus, 1), longest)
-    out.append(f"Wall time on {gpus} device(s) like this one: about {wall / 3600:.1f} h "
-               f"({total / 3600:.1f} device-hours / {gpus}, at least the longest job).")
+    out.append(f"Wall time on {gpus} device(s) like this one: about {wall / 3600:.3g} h "
+               f"({total / 3600:.3g} device-hours / {gpus}, at least the longest job).")
+    notes = sorted({n for c in costs.values() for n in c.notes})
+    if notes:
+        out += ["", "Not measured here: " + "; ".join(notes) + "."]
     return "\n".join(out)
 
 
