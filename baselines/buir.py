@@ -9,7 +9,8 @@ against a target MF that starts as a copy and follows the online tables by momen
 ``q(u)·i + u·q(i)`` (online side). The target's moving average is the closest relative of OneBP's
 non-gradient user update. Official settings (author code, ``main.py``): Adam lr 1e-3 with weight
 decay 1e-4 on every trained parameter (predictor included), batch 1024, dim 250 (32 on ML-100K
-here), τ 0.995. Without the weight decay ML-100K test Recall@20 fell from 0.33 to 0.25.
+here), τ 0.995. On the ML-100K workflow split (seed 0) test Recall@20 is 0.330 with the weight
+decay; an earlier audit run without it gave 0.253.
 """
 
 from dataclasses import dataclass
