@@ -126,20 +126,22 @@ def _duration(seconds: float | None) -> str:
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
 
 
-def render(rows: list[dict[str, Any]]) -> str:
+def render(rows: list[dict[str, Any]], root: Path | None = None) -> str:
     from tabulate import tabulate
 
     table = []
     for r in rows:
+        where = Path(r["run_dir"])
+        where = where.relative_to(root) if root is not None and where.is_relative_to(root) else where
         best = "" if r["best"] is None else f"{r['best']:.4f} @ {r['best_epoch']}" + (
             " (test)" if r["best_on"] and r["best_on"].startswith("test/") else "")
-        table.append([r["dataset"], r["method"] + (" (trial)" if r["trial"] else ""), r["seed"], r["protocol"],
+        table.append([str(where), r["dataset"], r["method"] + (" (trial)" if r["trial"] else ""), r["seed"], r["protocol"],
                       f"{r['epoch']}/{r['epochs']}", best,
                       "" if r["seconds_per_epoch"] is None else f"{r['seconds_per_epoch']:.3g}",
                       ("≤ " if r["protocol"] == "clean" and r["eta_seconds"] else "") + _duration(r["eta_seconds"]),
                       r["state"] + (f": {r['error'][:60]}" if r["error"] else "")])
     counts = {s: sum(r["state"] == s for r in rows) for s in dict.fromkeys(r["state"] for r in rows)}
-    head = ["dataset", "method", "seed", "protocol", "epoch", "best so far", "s/epoch", "ETA", "state"]
+    head = ["run", "dataset", "method", "seed", "protocol", "epoch", "best so far", "s/epoch", "ETA", "state"]
     return tabulate(table, head, tablefmt="github") + "\n" + ", ".join(f"{n} {s}" for s, n in counts.items())
 
 
@@ -161,5 +163,5 @@ def cmd_status(args: argparse.Namespace) -> int:
     elif not rows:
         print(f"{root}: no run directories (config.json with a curve, checkpoint or metrics)", file=sys.stderr)
     else:
-        print(render(rows))
+        print(render(rows, root))
     return 0
