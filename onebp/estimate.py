@@ -229,9 +229,23 @@ def _catalog_sizes(dataset: str) -> tuple[int, int, int] | None:
     return int(n_train * 0.9), e.n_users, e.n_items  # the clean split carves 10 % of train as validation
 
 
+def _cache_key(ds: str, m: str, device: str, path: Path, overrides: dict[str, Any], threads: int) -> str:
+    import hashlib
+
+    blob = json.dumps({"overrides": overrides, "threads": threads, "split": str(path.resolve())},
+                      sort_keys=True, default=str)
+    return f"{ds}/{m}/{device}/{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
+
+
 def measure(plan: Any, config: dict[str, Any], workdir: Path, data: dict[str, str], device: str,
-            epochs: int, warmup: int, log: Any) -> dict[tuple[str, str], Timing]:
+            epochs: int, warmup: int, log: Any, cache: Path | None = None) -> dict[tuple[str, str], Timing]:
+    """Time every (dataset, method) of the plan; ``cache``: a JSON file of earlier timings (same
+    dataset, method, device, settings and split) reused and extended, so an interrupted estimate
+    picks up where it stopped."""
+    from onebp.atomic import atomic_write_json
     from onebp.data.split_format import load_split
+
+    cached = json.loads(cache.read_text()) if cache is not None and cache.exists() else {}
 
     pairs = list(dict.fromkeys((r.dataset, r.method) for r in plan.runs))
     if plan.tuning is not None:
@@ -251,12 +265,25 @@ def measure(plan: Any, config: dict[str, Any], workdir: Path, data: dict[str, st
         overrides["dataset"] = ds
         threads = int(plan.job_resource(ds, m, "threads", 1))
         mem = plan.job_resource(ds, m, "mem_mb", None)
+        key = _cache_key(ds, m, device, path, overrides, threads)
+        if key in cached:
+            timings[(ds, m)] = Timing(**cached[key])
+            log(f"{m} on {ds}: from {cache}")
+            continue
         log(f"timing {m} on {ds} ({path}) ...")
         if m == "ease" and not _ease_fits_here(split.n_items, device, mem):
             log(f"  {m} on {ds} fits its jobs' memory but not this machine's; extrapolating")
             timings[(ds, m)] = extrapolate_ease(split.n_users, split.n_items)
         else:
-            timings[(ds, m)] = time_method(split, m, overrides, device, threads, epochs, warmup, mem)
+            try:
+                timings[(ds, m)] = time_method(split, m, overrides, device, threads, epochs, warmup, mem)
+            except (RuntimeError, MemoryError) as exc:  # e.g. an epoch's negatives beyond this machine
+                raise UserError(f"{m} on {ds} cannot be timed on this machine ({type(exc).__name__}: "
+                                f"{str(exc)[:200]}); leave it out with --datasets, or estimate on a bigger "
+                                "machine") from None
+        if cache is not None:
+            cached[key] = timings[(ds, m)].__dict__
+            atomic_write_json(cache, cached)
         log(f"  {timings[(ds, m)].epoch_s:.3f} s/epoch, {timings[(ds, m)].eval_s:.3f} s/evaluation"
             + (f", fit {timings[(ds, m)].fit_s:.2f} s" if timings[(ds, m)].fit_s else ""))
     for ds, m in missing:
@@ -315,6 +342,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup", type=int, default=1, help="untimed epochs first")
     p.add_argument("--gpus", type=int, default=1, help="devices for the wall-time line")
     p.add_argument("--json", action="store_true", help="a JSON summary instead of tables")
+    p.add_argument("--cache", type=Path, default=None,
+                   help="JSON file of timings to reuse and extend (an interrupted estimate resumes)")
     p.set_defaults(func=cmd_estimate)
 
 
@@ -341,7 +370,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    timings = measure(plan, config, args.workdir or args.workflow_dir, data, device, args.epochs, args.warmup, log)
+    timings = measure(plan, config, args.workdir or args.workflow_dir, data, device, args.epochs, args.warmup, log,
+                      args.cache)
     costs = study_costs(plan, timings)
     if args.json:
         print(json.dumps({"device": device, "gpus": args.gpus,

@@ -96,6 +96,20 @@ def test_estimate_of_the_smoke_study(tiny_split_dir, capsys):
     assert "Device-hours" in text and "Wall time on 2 device(s)" in text
 
 
+def test_estimate_cache_is_reused(tiny_split_dir, tmp_path, capsys):
+    args = ["estimate", "--workflow-dir", str(REPO), "--configfile", str(REPO / "config" / "smoke.yaml"),
+            "--data", f"tiny={tiny_split_dir}", "--device", "cpu", "--epochs", "1", "--warmup", "0", "--json",
+            "--cache", str(tmp_path / "timings.json")]
+    assert cli(args) == 0
+    first = json.loads(capsys.readouterr().out)
+    cache = json.loads((tmp_path / "timings.json").read_text())
+    assert len(cache) == 2 and all(k.startswith("tiny/") for k in cache)
+    assert cli(args) == 0
+    again = capsys.readouterr()
+    assert json.loads(again.out)["timings"] == first["timings"]  # nothing re-timed
+    assert again.err.count("from ") == 2
+
+
 def test_ease_is_refused_before_allocating(tiny_split_dir, monkeypatch):
     from onebp.classic_models import check_ease_fits, ease_memory_bytes
     from onebp.config import resolve_config
