@@ -5,7 +5,8 @@
   over 2000 epochs chosen on the test set. docs/method.md lists the same numbers (tests/test_docs.py
   keeps them equal); ``benchmarks/compare_official.py`` and the reproduction report read them here.
 * ``GOWALLA_ANCHORS``: published Recall@20 / NDCG@20 of baselines on the LightGCN Gowalla split —
-  MF-BPR and LightGCN from He et al., LightGCN (SIGIR 2020), Table 3; SimpleX from Mao et al.,
+  MF-BPR from Wang et al., NGCF (SIGIR 2019), its overall comparison table (the LightGCN paper does
+  not list MF); LightGCN from He et al., LightGCN (SIGIR 2020), Table 3; SimpleX from Mao et al.,
   SimpleX (CIKM 2021). Those papers report the test metric of their final or best epoch, i.e. closest
   to our protocol paper.
 """
@@ -26,7 +27,7 @@ OFFICIAL_BEST = {"recall@20": 0.3743, "ndcg@20": 0.4494}
 
 #: method -> (Recall@20, NDCG@20, source)
 GOWALLA_ANCHORS = {
-    "bpr-mf": (0.1291, 0.1109, "He et al., LightGCN, SIGIR 2020, Table 3 (MF-BPR)"),
+    "bpr-mf": (0.1291, 0.1109, "Wang et al., NGCF, SIGIR 2019 (MF)"),
     "lightgcn": (0.1830, 0.1554, "He et al., LightGCN, SIGIR 2020, Table 3"),
     "simplex": (0.1872, 0.1557, "Mao et al., SimpleX, CIKM 2021"),
 }
