@@ -108,7 +108,7 @@ def build_plan(workflow_dir: Path, config: dict[str, Any]) -> Any:
 
 # -- timing -------------------------------------------------------------------------------------------
 def time_method(split: Any, method_name: str, overrides: dict[str, Any], device: str, threads: int,
-                epochs: int, warmup: int, memory_mb: float | None) -> Timing:
+                epochs: int, warmup: int, memory_mb: float | None, max_negatives: int | None = None) -> Timing:
     """Time ``warmup + epochs`` epochs (median of the timed ones) and one evaluation on ``split``."""
     from onebp.classic_models import check_ease_fits
     from onebp.config import resolve_config
@@ -118,12 +118,19 @@ def time_method(split: Any, method_name: str, overrides: dict[str, Any], device:
     m = get_method(method_name)
     settings = {**overrides, "device": device, "threads": threads, "epochs": max(epochs + warmup, 1)}
     cfg = resolve_config(m.name, m.params, m.defaults, str(overrides.get("dataset", split.name)), settings)
+    source = "measured"
+    if max_negatives is not None and cfg.n_negatives > max_negatives:
+        # An epoch's negatives are drawn up front: 2000 per row on Gowalla is ~12 GB of ids, more than
+        # a small machine holds. Timed with fewer, scaled by (1 + negatives) in run_seconds.
+        source = f"measured at {max_negatives} negatives, scaled to {cfg.n_negatives}"
+        settings["n_negatives"] = max_negatives
+        cfg = resolve_config(m.name, m.params, m.defaults, str(overrides.get("dataset", split.name)), settings)
     if method_name == "ease" and memory_mb is not None:  # refused as its jobs would be
         check_ease_fits(split.n_items, int(memory_mb * 2**20), f"its jobs' configured memory (mem_mb {memory_mb:g})")
     trainer = Trainer(m, cfg, split, run_dir=None, log=lambda msg: None, progress=False)
     part = "valid" if split.has_valid else "test"
     t = Timing(0.0, 0.0, dim=cfg.dim, negatives=cfg.n_negatives, n_train=len(split.part("train")),
-               n_users=split.n_users, n_items=split.n_items)
+               n_users=split.n_users, n_items=split.n_items, source=source)
     if getattr(trainer.model, "iterative", True):
         seconds = []
         for i in range(warmup + epochs):
@@ -194,7 +201,7 @@ def study_costs(plan: Any, timings: dict[tuple[str, str], Timing]) -> dict[str, 
             run_seconds(t, epochs, int(res.get("eval_every", 1)), res.get("dim"), res.get("n_negatives")),
             epochs if t.epoch_s else 0)
         if t.source != "measured":
-            costs[r.dataset].notes.add(f"{r.method}: {t.source}")
+            costs[r.dataset].notes.add(f"{r.method} on {r.dataset}: {t.source}")
     if plan.tuning is not None:
         b = plan.tuning.budget
         for (ds, m), tuning in plan.tuning.methods.items():
@@ -238,7 +245,8 @@ def _cache_key(ds: str, m: str, device: str, path: Path, overrides: dict[str, An
 
 
 def measure(plan: Any, config: dict[str, Any], workdir: Path, data: dict[str, str], device: str,
-            epochs: int, warmup: int, log: Any, cache: Path | None = None) -> dict[tuple[str, str], Timing]:
+            epochs: int, warmup: int, log: Any, cache: Path | None = None,
+            max_negatives: int | None = None) -> dict[tuple[str, str], Timing]:
     """Time every (dataset, method) of the plan; ``cache``: a JSON file of earlier timings (same
     dataset, method, device, settings and split) reused and extended, so an interrupted estimate
     picks up where it stopped."""
@@ -276,7 +284,8 @@ def measure(plan: Any, config: dict[str, Any], workdir: Path, data: dict[str, st
             timings[(ds, m)] = extrapolate_ease(split.n_users, split.n_items)
         else:
             try:
-                timings[(ds, m)] = time_method(split, m, overrides, device, threads, epochs, warmup, mem)
+                timings[(ds, m)] = time_method(split, m, overrides, device, threads, epochs, warmup, mem,
+                                               max_negatives)
             except (RuntimeError, MemoryError) as exc:  # e.g. an epoch's negatives beyond this machine
                 raise UserError(f"{m} on {ds} cannot be timed on this machine ({type(exc).__name__}: "
                                 f"{str(exc)[:200]}); leave it out with --datasets, or estimate on a bigger "
@@ -288,7 +297,7 @@ def measure(plan: Any, config: dict[str, Any], workdir: Path, data: dict[str, st
             + (f", fit {timings[(ds, m)].fit_s:.2f} s" if timings[(ds, m)].fit_s else ""))
     for ds, m in missing:
         sizes = _catalog_sizes(ds)
-        measured = [(d, t) for (d, mm), t in timings.items() if mm == m and t.source == "measured"]
+        measured = [(d, t) for (d, mm), t in timings.items() if mm == m and t.source.startswith("measured")]
         # the measured dataset closest in size (train interactions, on a log scale)
         ref = min(measured, key=lambda dt: abs(math.log(max(dt[1].n_train, 1) / sizes[0]))) if (
             measured and sizes) else None
@@ -325,7 +334,7 @@ def render(costs: dict[str, Cost], gpus: int, device: str, timings: dict[tuple[s
                f"({total / 3600:.3g} device-hours / {gpus}, at least the longest job).")
     notes = sorted({n for c in costs.values() for n in c.notes})
     if notes:
-        out += ["", "Not measured here: " + "; ".join(notes) + "."]
+        out += ["", "Timings not measured as configured: " + "; ".join(notes) + "."]
     return "\n".join(out)
 
 
@@ -342,6 +351,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup", type=int, default=1, help="untimed epochs first")
     p.add_argument("--gpus", type=int, default=1, help="devices for the wall-time line")
     p.add_argument("--json", action="store_true", help="a JSON summary instead of tables")
+    p.add_argument("--max-negatives", type=int, default=None,
+                   help="time methods with more negatives per row at this many and scale by (1 + negatives) "
+                        "(an epoch's negatives are drawn up front: SimpleX's 2000 on Gowalla need ~12 GB)")
     p.add_argument("--cache", type=Path, default=None,
                    help="JSON file of timings to reuse and extend (an interrupted estimate resumes)")
     p.set_defaults(func=cmd_estimate)
@@ -371,7 +383,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         print(msg, file=sys.stderr, flush=True)
 
     timings = measure(plan, config, args.workdir or args.workflow_dir, data, device, args.epochs, args.warmup, log,
-                      args.cache)
+                      args.cache, args.max_negatives)
     costs = study_costs(plan, timings)
     if args.json:
         print(json.dumps({"device": device, "gpus": args.gpus,

@@ -75,6 +75,9 @@ def test_estimate_arithmetic():
     # a dim-64 sweep point: epochs twice as dear, evaluations too
     assert est.run_seconds(t, 10, 5, dim=64) == pytest.approx(58.0)
     assert est.run_seconds(est.Timing(0.0, 1.5, fit_s=4.0), 0, 1) == pytest.approx(5.5)
+    # timed at 100 negatives (--max-negatives), priced at 2000: epochs x (1 + 2000) / (1 + 100)
+    capped = est.Timing(epoch_s=1.0, eval_s=0.0, dim=64, negatives=100)
+    assert est.run_seconds(capped, 10, 100, dim=64, negatives=2000) == pytest.approx(10 * 2001 / 101)
 
 
 def test_estimate_of_the_smoke_study(tiny_split_dir, capsys):
