@@ -292,7 +292,16 @@ def _fit_once(trainer: Trainer) -> dict[str, Any]:
     """A method fitted in one shot (no epochs): one curve row at epoch 0, then the test."""
     t = time.perf_counter()
     trainer.model.fit()
-    trainer.state.curve.append({"epoch": 0, "loss": float("nan"), "seconds_train": time.perf_counter() - t})
+    row = {"epoch": 0, "loss": float("nan"), "seconds_train": time.perf_counter() - t}
+    if trainer.data.valid is not None:
+        # Validated like any method, so tuning (which selects on validation) can compare fits; no
+        # copy of the model is kept: there is only one fit to select.
+        t = time.perf_counter()
+        valid = trainer.evaluate("valid").mean
+        row.update({f"valid/{k}": v for k, v in valid.items()}, seconds_eval=time.perf_counter() - t)
+        st = trainer.state
+        st.best_valid, st.best_value = valid, valid[trainer.cfg.select_metric]
+    trainer.state.curve.append(row)
     return trainer.finish()
 
 

@@ -235,3 +235,20 @@ def test_tune_plan_prints_the_trials_with_the_defaults_first(capsys):
     assert {k: lines[0][k] for k in ("lr", "l2", "temperature")} == {"lr": 5e-4, "l2": 1e-5, "temperature": 1.0}
     assert main(["tune", "plan", "--method", "mostpop", "--dataset", "ml-100k"]) == 2
     assert "declares no search space" in capsys.readouterr().err
+
+
+def test_one_shot_methods_are_validated_so_tuning_can_select_their_settings(planted_dir, tmp_path, capsys):
+    # EASE is fitted in one shot; a trial must still report its validation value (it once reported
+    # none, and every EASE tuning ended in "no trial finished with a finite validation value").
+    lams = [1e6, 10.0]  # a huge λ shrinks the model toward nothing; a small one fits the planted data
+    dirs = []
+    for i, lam in enumerate(lams):
+        out = tmp_path / f"ease{i}"
+        assert main(["train", "--data", str(planted_dir), "--method", "ease", "--set", f"lam={lam}",
+                     "--set", "tuning_trial=true", "--out", str(out)]) == 0
+        dirs.append(out)
+    capsys.readouterr()
+    values = [json.loads((d / "metrics.json").read_text())["valid"]["ndcg@20"] for d in dirs]
+    assert all(math.isfinite(v) for v in values) and values[1] != values[0]
+    best = summarize("ease", "planted", ["lam"], dirs, tmp_path / "tuning")
+    assert best["trial"] == max(range(2), key=values.__getitem__)
