@@ -206,9 +206,12 @@ def study_costs(plan: Any, timings: dict[tuple[str, str], Timing]) -> dict[str, 
         b = plan.tuning.budget
         for (ds, m), tuning in plan.tuning.methods.items():
             t = timings[(ds, m)]
-            for _ in tuning.trials:
-                costs.setdefault(ds, Cost()).add(run_seconds(t, b.max_epochs, b.eval_every),
-                                                 b.max_epochs if t.epoch_s else 0)
+            main = next((r.setting for r in plan.runs if r.dataset == ds and r.method == m), None)
+            res = plan.resolved(ds, m, main) if main else {}
+            for _ in tuning.trials:  # priced at the main setting's dim and negatives
+                costs.setdefault(ds, Cost()).add(
+                    run_seconds(t, b.max_epochs, b.eval_every, res.get("dim"), res.get("n_negatives")),
+                    b.max_epochs if t.epoch_s else 0)
     return costs
 
 
