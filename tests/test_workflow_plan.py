@@ -71,9 +71,33 @@ def test_changed_setting_changes_only_that_method() -> None:
     assert changed.splits[("ml-1m", "clean")] == base.splits[("ml-1m", "clean")]
 
 
+def test_dataset_subset_runs_untuned() -> None:
+    """dataset_options.<ds>.methods/protocols/tuning: the parity dataset runs OneBP alone, protocol
+    paper, at its own settings; no tuning, no sweep and no clean split for it, the rest unchanged."""
+    # Sweeps that name no dataset: they skip the dataset with its own methods list.
+    sweeps = [{k: v for k, v in s.items() if k != "datasets"} for s in config()["sweeps"]]
+    base = onebp_plan.build(config(datasets=["ml-100k"], sweeps=sweeps))
+    opts = {"ml-100k-onebp": {"methods": ["onebp"], "protocols": ["paper"], "tuning": False,
+                              "params": {"epochs": 2000}}}
+    plan = onebp_plan.build(config(datasets=["ml-100k", "ml-100k-onebp"], dataset_options=opts, sweeps=sweeps))
+    extra = [r for r in plan.runs if r.dataset == "ml-100k-onebp"]
+    assert {(r.method, r.protocol) for r in extra} == {("onebp", "paper")}
+    assert sorted(r.seed for r in extra) == config()["seeds"]
+    assert {r.setting.split("-")[0] for r in extra} == {"main"}  # no sweep points
+    assert ("ml-100k-onebp", "clean") not in plan.splits
+    assert plan.tuned_inputs("ml-100k-onebp", "onebp") == []
+    assert plan.tuned_inputs("ml-100k", "onebp") != []
+    assert plan.settings[("ml-100k-onebp", "onebp", extra[0].setting)]["epochs"] == 2000
+    assert [r for r in plan.runs if r.dataset == "ml-100k"] == base.runs
+
+
 @pytest.mark.parametrize(
     ("changes", "named"),
     [
+        ({"dataset_options": {"ml-100k": {"methods": ["lightgcn"]}}, "methods": ["onebp"]},
+         "dataset_options.ml-100k.methods"),
+        ({"dataset_options": {"ml-100k": {"protocols": ["paper"]}}, "protocols": ["clean"]},
+         "dataset_options.ml-100k.protocols"),
         ({"methods": ["onebp", "nope"]}, "nope"),
         ({"datasets": ["ml-100k", "nope"]}, "nope"),
         ({"params": {"learning_rate": 1}}, "learning_rate"),

@@ -188,6 +188,11 @@ def _check_names(config: dict[str, Any]) -> None:
             for m in names:
                 if m not in known:
                     raise ConfigError(f"{where}: unknown method {m!r}; known: {', '.join(known)}")
+    for ds, o in opts.items():
+        for key, allowed in (("methods", config["methods"]), ("protocols", config["protocols"])):
+            for name in o.get(key) or []:
+                if name not in allowed:
+                    raise ConfigError(f"dataset_options.{ds}.{key}: {name!r} is not in {key} {allowed}")
     for i, s in enumerate(config["sweeps"]):
         for ds in s.get("datasets") or []:
             if ds not in config["datasets"]:
@@ -259,9 +264,14 @@ def build(config: dict[str, Any]) -> StudyPlan:
     plan = StudyPlan(config, tuning=tuning_plan.from_config(config))
     opts = config["dataset_options"]
     # Tuning selects on validation: it needs the clean split even when only protocol paper runs.
-    protocols = config["protocols"] + (["clean"] if plan.tuning and "clean" not in config["protocols"] else [])
     for ds in config["datasets"]:
         o = opts.get(ds, {})
+        # A dataset may run a subset of the methods and protocols, untuned (e.g. the official split:
+        # OneBP at its authors' settings, protocol paper, for the parity check).
+        ds_methods, ds_protocols = o.get("methods") or config["methods"], o.get("protocols") or config["protocols"]
+        tuned = plan.tuning is not None and o.get("tuning", True)
+        # Tuning selects on validation: it needs the clean split even when only protocol paper runs.
+        protocols = ds_protocols + (["clean"] if tuned and "clean" not in ds_protocols else [])
         prep = _merge(config["prepare"], o.get("prepare"))
         source = {k: o.get(k) for k in SOURCE_KEYS if o.get(k) is not None}
         data_hash = setting_hash({"source": source, "prepare": prep})
@@ -278,16 +288,16 @@ def build(config: dict[str, Any]) -> StudyPlan:
                     args += [f"--{k.replace('_', '-')}", _cli_value(v)]
             plan.prepare_args[(ds, protocol)] = args
 
-        for method in config["methods"]:
+        for method in ds_methods:
             mp = config["method_params"].get(method, {})
             base = _merge(config["params"], o.get("params"), mp.get("*"), mp.get(ds))
             where = f"params/dataset_options.{ds}.params/method_params.{method}"
             _check_overrides(where, method, ds, base)
-            base, tuned = _tune(plan, ds, method, base)
+            base, tuned_id = _tune(plan, ds, method, base) if tuned else (base, {})
             # The data hash is part of the setting id: a new split means new runs (and new tuning).
-            main = setting_id({**base, "_data": data_hash, **tuned}, MAIN)
+            main = setting_id({**base, "_data": data_hash, **tuned_id}, MAIN)
             plan.settings[(ds, method, main)] = base
-            for protocol in config["protocols"]:
+            for protocol in ds_protocols:
                 for seed in config["seeds"]:
                     plan.runs.append(Run(ds, method, main, protocol, int(seed)))
 
@@ -295,7 +305,8 @@ def build(config: dict[str, Any]) -> StudyPlan:
         param = s["param"]
         if param not in plan.sweep_params:
             plan.sweep_params.append(param)
-        for ds in s.get("datasets") or config["datasets"]:
+        # A dataset with its own methods list is swept only where a sweep names it.
+        for ds in s.get("datasets") or [d for d in config["datasets"] if not opts.get(d, {}).get("methods")]:
             o = opts.get(ds, {})
             data_hash = setting_hash({"source": {k: o.get(k) for k in SOURCE_KEYS if o.get(k) is not None},
                                       "prepare": _merge(config["prepare"], o.get("prepare"))})
@@ -303,7 +314,7 @@ def build(config: dict[str, Any]) -> StudyPlan:
                 mp = config["method_params"].get(method, {})
                 base = _merge(config["params"], o.get("params"), mp.get("*"), mp.get(ds))
                 resolved = _check_overrides(f"sweeps[{i}]", method, ds, base)
-                base, tuned = _tune(plan, ds, method, base)
+                base, tuned = _tune(plan, ds, method, base) if o.get("tuning", True) else (base, {})
                 for value in s["values"]:
                     if param not in resolved and param not in base:
                         raise ConfigError(f"sweeps[{i}].param: unknown setting {param!r} for method {method!r}")
