@@ -59,6 +59,7 @@ def build_report(df: pd.DataFrame, bench: pd.DataFrame | None, out: Path, alpha:
                  figures: list[str] | None = None, results_name: str = "results.csv") -> tuple[str, pd.DataFrame]:
     """(Markdown text, numeric claims frame); links are relative to ``out``'s directory."""
     from onebp.report.efficiency import bench_table
+    from onebp.report.epoch_cap import epoch_cap_table
     from onebp.report.protocol_gap import protocol_gap_table
 
     base = out.parent
@@ -106,6 +107,12 @@ def build_report(df: pd.DataFrame, bench: pd.DataFrame | None, out: Path, alpha:
     try:
         gap = protocol_gap_table(df)
         parts += [_md(gap.cells), "", gap.caption, ""]
+    except ValueError as exc:
+        parts += [f"Not available: {exc}.", ""]
+    parts += ["## Runs the epoch cap ended while still improving", ""]
+    try:
+        cap = epoch_cap_table(df)
+        parts += [_md(cap.cells), "", cap.caption, ""]
     except ValueError as exc:
         parts += [f"Not available: {exc}.", ""]
     parts += ["## Efficiency (dedicated benchmark)", ""]

@@ -132,6 +132,7 @@ rule claims:
         bench=BENCH_FILES,
         figures=rules.figures.output,
         per_user=PER_USER,
+        configs=RUN_CONFIGS,  # eval_every of each run (efficiency, the epoch-cap table)
     output:
         md="results/REPORT.md",
         csv="results/tables/claims.csv",
