@@ -48,3 +48,20 @@ def test_epoch_cap_table_names_a_missing_config(tmp_path: Path) -> None:
     (Path(rows[0]["run_dir"]) / "config.json").unlink()
     with pytest.raises(UserError, match="config.json"):
         epoch_cap_table(pd.DataFrame(rows))
+
+
+def test_tuning_table_flags_a_chosen_trial_at_the_cap() -> None:
+    from onebp.report.tuning_table import tuning_table
+
+    budget = {"n_trials": 4, "max_epochs": 200, "eval_every": 5, "patience_epochs": 200, "sampler": "qmc",
+              "seed": 0}
+    common = {"dataset": "toy", "n_trials": 4, "n_failed": 0, "select_metric": "ndcg@20", "default_value": 0.2,
+              "budget": budget}
+    records = [{**common, "method": "slow", "trial": 2, "params": {"lr": 1e-3}, "valid_value": 0.25,
+                "selected_epoch": 200},
+               {**common, "method": "fast", "trial": 0, "params": {"lr": 1e-2}, "valid_value": 0.2,
+                "selected_epoch": 195}]
+    t = tuning_table(records, methods=["slow", "fast"])
+    assert list(t.cells["selected epoch"]) == ["200 (cap: still rising)", "195"]
+    assert list(t.cells["chosen"]) == ["trial 2", "defaults"]
+    assert "200 epochs" in t.caption and "qmc" in t.caption

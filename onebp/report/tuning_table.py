@@ -24,6 +24,19 @@ def _fmt(value: object) -> str:
     return str(value)
 
 
+def _epoch_cell(r: dict) -> str:
+    """The chosen trial's selected epoch, flagged when it was the trial's last evaluation at the cap."""
+    from onebp.report.epoch_cap import at_last_evaluation
+
+    e, budget = r.get("selected_epoch"), r.get("budget") or {}
+    if e is None:
+        return ""
+    cap, every = budget.get("max_epochs"), budget.get("eval_every")
+    if cap and every and e > 0 and at_last_evaluation(float(e), float(cap), int(every)):
+        return f"{e} (cap: still rising)"
+    return str(e)
+
+
 def load_tuning(root: str | Path) -> list[dict]:
     """Every ``best.json`` under ``root`` (``<dataset>/<method>/best.json``), sorted."""
     rows = []
@@ -57,7 +70,7 @@ def tuning_table(records: Sequence[dict], methods: Sequence[str] | None = None,
             "settings": ", ".join(f"{k}={_fmt(v)}" for k, v in r["params"].items()),
             f"valid {metric}": f"{r['valid_value']:.4f}",
             f"defaults' valid {metric}": f"{r['default_value']:.4f}",
-            "selected epoch": r.get("selected_epoch"),
+            "selected epoch": _epoch_cell(r),
         })
         numbers.append({"dataset": r["dataset"], "method": r["method"], "trial": r["trial"],
                         "n_trials": r["n_trials"], "n_failed": r["n_failed"], "select_metric": metric,
@@ -70,5 +83,7 @@ def tuning_table(records: Sequence[dict], methods: Sequence[str] | None = None,
                   f"{budget.get('eval_every')} epochs, patience {budget.get('patience_epochs')} epochs, "
                   f"{budget.get('sampler')} sampler, seed {budget.get('seed')}); " if budget else "; ")
                + "trial 0 is the method's own defaults; chosen on the validation part, the test part "
-                 "was never evaluated by any trial. Ties go to the lower trial.")
+                 "was never evaluated by any trial. Ties go to the lower trial. \"cap: still rising\": the chosen "
+                 "trial's best validation value came at its last evaluation, so a longer budget could have "
+                 "raised it.")
     return Table(pd.DataFrame(cells), pd.DataFrame(numbers), caption)
