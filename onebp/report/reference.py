@@ -2,7 +2,8 @@
 
 Copies from a workflow directory into ``results/reference/<name>/``: the long results table
 (``results.csv``, ``runs.csv``), ``REPORT.md``, the tables (``tables/*.md``, ``*.csv``), the figures
-(``figures/*.png``, unless ``--no-figures``), the benchmark files, and of every run its
+(``figures/*.png``, unless ``--no-figures``), the benchmark files, the tuning results
+(``tuning/<dataset>/<method>/best.json``, ``trials.csv``), and of every run its
 ``config.json``, ``env.json`` and ``metrics.json`` (never checkpoints or per-user arrays), and writes a
 README saying how it was made: the command, its wall time and the machine (from the runs' env.json).
 A rerun is then checked with ``onebp report compare results/results.csv results/reference/<name>/results.csv``.
@@ -53,7 +54,9 @@ def freeze(workdir: str | Path, out: str | Path, command: str, wall: str, note: 
     for name in ("results.csv", "runs.csv", "REPORT.md", "report.md"):
         if (res / name).exists():
             copy(res / name, name)
-    for pattern in ("tables/*.md", "tables/*.csv", "bench/*.json", "bench/*.csv") + (("figures/*.png",) if figures else ()):
+    patterns = ("tables/*.md", "tables/*.csv", "bench/*.json", "bench/*.csv",
+                "tuning/*/*/best.json", "tuning/*/*/trials.csv") + (("figures/*.png",) if figures else ())
+    for pattern in patterns:
         for f in sorted(res.glob(pattern)):
             copy(f, str(f.relative_to(res)))
     runs = pd.read_csv(res / "results.csv", usecols=["run_dir"])["run_dir"].drop_duplicates()
@@ -85,6 +88,7 @@ def freeze(workdir: str | Path, out: str | Path, command: str, wall: str, note: 
         *( [note, ""] if note else [] ),
         "Contents: `results.csv` (the long results table), `runs.csv`, `REPORT.md` (the reproduction "
         "report), `tables/`, " + ("`figures/`, " if figures else "") + "`bench/` (the dedicated benchmark), "
+        "`tuning/<dataset>/<method>/{best.json,trials.csv}` (when tuned), "
         "and `runs/.../{config,env,metrics}.json` of every run (no checkpoints, no per-user arrays).",
         "",
         "Check a rerun against it:",
