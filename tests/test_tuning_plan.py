@@ -89,9 +89,14 @@ def test_the_ml_100k_study_preset_tunes_every_registered_method() -> None:
     assert set(cfg["methods"]) == set(method_names())
     assert {m for (_, m) in plan.tuning.methods} == set(method_names()) - {"mostpop"}
     assert all(len(t.trials) == 8 for t in plan.tuning.methods.values())
-    main = [r for r in plan.runs if r.setting.startswith("main-")]
+    main = [r for r in plan.runs if r.setting.startswith("main-") and r.dataset == "ml-100k"]
     assert len(main) == len(method_names()) * 5 * 2
     assert all("--set epochs=200" in plan.set_args(r.dataset, r.method, r.setting) for r in main)
+    # The parity runs: OneBP alone on the official split, untuned, protocol paper, the official 2000 epochs.
+    parity = [r for r in plan.runs if r.dataset == "ml-100k-onebp"]
+    assert {(r.method, r.protocol, r.setting.split("-")[0]) for r in parity} == {("onebp", "paper", "main")}
+    assert len(parity) == 5 and plan.tuned_inputs("ml-100k-onebp", "onebp") == []
+    assert all("--set epochs=2000" in plan.set_args(r.dataset, r.method, r.setting) for r in parity)
 
 
 def test_tuning_trial_cannot_be_set_by_the_config() -> None:
