@@ -263,7 +263,6 @@ def build(config: dict[str, Any]) -> StudyPlan:
     _check_gpu_slots(config)
     plan = StudyPlan(config, tuning=tuning_plan.from_config(config))
     opts = config["dataset_options"]
-    # Tuning selects on validation: it needs the clean split even when only protocol paper runs.
     for ds in config["datasets"]:
         o = opts.get(ds, {})
         # A dataset may run a subset of the methods and protocols, untuned (e.g. the official split:

@@ -19,8 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from onebp.errors import UserError
-from onebp.report.layout import MAIN, setting_tag
+from onebp.report.layout import MAIN, run_eval_every, setting_tag
 from onebp.report.tables import Table, _order
 
 CAPTION = (
@@ -53,12 +52,7 @@ def _selected(df: pd.DataFrame) -> pd.DataFrame:
              & (df["metric"] == "selected_epoch")]
     rows = []
     for (ds, m), g in sel.groupby(["dataset", "method"]):
-        every = []
-        for d in g["run_dir"].astype(str):
-            cfg = Path(d) / "config.json"
-            if not cfg.exists():
-                raise UserError(f"{cfg}: missing — the run's resolved settings (is its directory complete?)")
-            every.append(int(json.loads(cfg.read_text()).get("eval_every", 1)))
+        every = [run_eval_every(d) for d in g["run_dir"].astype(str)]
         rows.append({"dataset": ds, "method": m, "selected_epoch": float(g["value"].median()),
                      "eval_every": int(np.median(every)) if every else 1})
     return pd.DataFrame(rows, columns=["dataset", "method", "selected_epoch", "eval_every"])

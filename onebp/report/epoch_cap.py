@@ -9,25 +9,11 @@ runs ended that way.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
-from onebp.errors import UserError
-from onebp.report.layout import MAIN, setting_tag
+from onebp.report.layout import MAIN, run_eval_every, setting_tag
 from onebp.report.tables import Table
-
-
-def _eval_every(run_dir: str) -> int:
-    cfg = Path(run_dir) / "config.json"
-    try:
-        return int(json.loads(cfg.read_text()).get("eval_every", 1))
-    except FileNotFoundError:
-        raise UserError(f"{cfg}: missing — the run's resolved settings (is its directory complete?)") from None
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{cfg}: not valid JSON ({exc})") from None
 
 
 def at_last_evaluation(selected_epoch: float, epochs_run: float, eval_every: int) -> bool:
@@ -52,7 +38,7 @@ def epoch_cap_table(df: pd.DataFrame, protocol: str = "clean") -> Table:
     rows = []
     for (ds, m), g in sorted(wide.groupby(["dataset", "method"]), key=lambda kv: order.index(kv[0])):
         stopped = g["stopped_early"].fillna(0).astype(float) > 0
-        last = [float(e) > 0 and not st and at_last_evaluation(float(s), float(e), _eval_every(d))
+        last = [float(e) > 0 and not st and at_last_evaluation(float(s), float(e), run_eval_every(d))
                 for s, e, d, st in zip(g["selected_epoch"], g["epochs_run"], g["run_dir"], stopped, strict=True)]
         rows.append({"dataset": ds, "method": m, "runs": len(g), "stopped_early": int(stopped.sum()),
                      "still_rising_at_cap": int(np.sum(last)),

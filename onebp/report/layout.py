@@ -14,6 +14,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from onebp.errors import UserError
+
 MAIN = "main"
 
 
@@ -46,3 +48,14 @@ def setting_of(run_dir: str | Path) -> str:
     if len(parts) >= 3 and re.fullmatch(r"seed\d+", parts[-1]):
         return parts[-3]
     return MAIN
+
+
+def run_eval_every(run_dir: str | Path) -> int:
+    """A finished run's ``eval_every``, from its resolved settings (``config.json``)."""
+    cfg = Path(run_dir) / "config.json"
+    try:
+        return int(json.loads(cfg.read_text()).get("eval_every", 1))
+    except FileNotFoundError:
+        raise UserError(f"{cfg}: missing — the run's resolved settings (is its directory complete?)") from None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{cfg}: not valid JSON ({exc})") from None
