@@ -25,7 +25,7 @@ import onebp_plan  # noqa: E402
 # (workflow/envs/onebp.yaml) comes first instead. The command string itself stays the same
 # everywhere, so moving the venv does not change any rule's params (which would trigger reruns).
 ONEBP = "python -m onebp"
-GPU_RUN = "python -m onebp.gpu_slots"  # = `onebp gpu-run`, minus the full CLI's start-up imports
+GPU_RUN = "python -m onebp.operations.gpu_slots"  # = `onebp gpu-run`, minus the full CLI's start-up imports
 onebp_plan.setup_environment(sys.executable)
 
 

@@ -1,2 +1,2 @@
 """The shipped baselines, one module per method family. Installed as the package ``onebp_baselines``;
-``onebp.registry.discover`` imports each module by path (this file registers nothing)."""
+``onebp.methods.registry.discover`` imports each module by path (this file registers nothing)."""

@@ -15,10 +15,10 @@ by epoch 20 (published: 0.129).
 
 from dataclasses import dataclass
 
-from onebp.losses import BPR
-from onebp.methods import compose
-from onebp.registry import Method, register
-from onebp.search_space import LEARNING_RATE, WEIGHT_DECAY, LogUniform
+from onebp.methods.onebp import compose
+from onebp.methods.registry import Method, register
+from onebp.methods.search_space import LEARNING_RATE, WEIGHT_DECAY, LogUniform
+from onebp.model.losses import BPR
 
 #: ML-100K (ours): ego_l2 by validation NDCG@20 on the ML-100K random split (seed 0): 1e-5 0.209,
 #: 1e-4 0.209, 1e-3 0.210, 1e-2 0.218, 3e-2 0.224, 1e-1 0.175 (a dense catalogue needs more)

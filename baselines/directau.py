@@ -4,7 +4,7 @@ Wang, C., Yu, Y., Ma, W., Zhang, M., Chen, C., Liu, Y. and Ma, S. Towards Repres
 and Uniformity in Collaborative Filtering. KDD 2022.
 
 Loss ``align + γ·(uniform(users) + uniform(items))/2`` on L2-normalised batch vectors
-(``onebp.losses.DirectAU``), in-batch only (n_negatives = 0), Adam lr 1e-3, weight decay 1e-6,
+(``onebp.model.losses.DirectAU``), in-batch only (n_negatives = 0), Adam lr 1e-3, weight decay 1e-6,
 batch 256 (the official settings; γ is tuned per dataset in the paper from {0.2 … 10}: we use 1,
 the repository default, and the official commands' γ for Gowalla and Yelp2018).
 Ranking uses the raw dot product, as the official ``full_sort_predict``.
@@ -13,10 +13,10 @@ Ranking uses the raw dot product, as the official ``full_sort_predict``.
 from dataclasses import dataclass
 from typing import Literal
 
-from onebp.losses import DirectAU
-from onebp.methods import compose
-from onebp.registry import Method, register
-from onebp.search_space import LEARNING_RATE, WEIGHT_DECAY, LogUniform
+from onebp.methods.onebp import compose
+from onebp.methods.registry import Method, register
+from onebp.methods.search_space import LEARNING_RATE, WEIGHT_DECAY, LogUniform
+from onebp.model.losses import DirectAU
 
 #: ML-100K: the best on validation NDCG@20 of the official grid (γ {0.2, 0.5, 1, 2} × weight decay
 #: {1e-4, 1e-6, 0} at γ 0.5) plus weight decay 1e-3 (γ 0.5: 0.1625; 1e-4: 0.1611; 1e-6: 0.113;

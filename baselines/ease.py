@@ -1,7 +1,7 @@
 """``ease``: Steck, H. Embarrassingly Shallow Autoencoders for Sparse Data. WWW 2019.
 
 Closed-form item-item model with L2 weight λ (``lam``), fitted in one shot by
-``onebp.classic_models.EASE`` (``B = I − P·diag(1/diag(P))``, ``P = (XᵀX + λI)⁻¹``, the paper's
+``onebp.methods.one_shot.EASE`` (``B = I − P·diag(1/diag(P))``, ``P = (XᵀX + λI)⁻¹``, the paper's
 closed form and its published Python snippet); deterministic, so it has no seeds to vary. The
 paper tunes λ per dataset (500 on ML-20M, our default elsewhere). On ML-100K λ 300 is the best of
 {10, 50, 100, 200, 300, 500, 700, 1000, 2000} on the validation part of the random split (seed 0):
@@ -10,9 +10,9 @@ NDCG@20 0.2247 (500: 0.2235, 100: 0.2188, 2000: 0.2129).
 
 from dataclasses import dataclass
 
-from onebp.classic_models import EASE
-from onebp.registry import Method, register
-from onebp.search_space import LogUniform
+from onebp.methods.one_shot import EASE
+from onebp.methods.registry import Method, register
+from onebp.methods.search_space import LogUniform
 
 
 @dataclass

@@ -16,10 +16,10 @@ paper's 32 so that all methods compare at one size.
 
 from dataclasses import dataclass
 
-from onebp.losses import BPR
-from onebp.methods import compose
-from onebp.registry import Method, register
-from onebp.search_space import LEARNING_RATE, IntRange, LogUniform
+from onebp.methods.onebp import compose
+from onebp.methods.registry import Method, register
+from onebp.methods.search_space import LEARNING_RATE, IntRange, LogUniform
+from onebp.model.losses import BPR
 
 
 @dataclass

@@ -1,10 +1,10 @@
 """``mostpop``: rank items by train popularity, the same list for every user (a non-neural floor).
 
-Fitted in one shot by ``onebp.classic_models.MostPop``; deterministic, so it has no seeds to vary.
+Fitted in one shot by ``onebp.methods.one_shot.MostPop``; deterministic, so it has no seeds to vary.
 """
 
-from onebp.classic_models import MostPop
-from onebp.registry import Method, register
+from onebp.methods.one_shot import MostPop
+from onebp.methods.registry import Method, register
 
 register(
     Method(

@@ -20,10 +20,10 @@ only the item tower by gradient, so the loss must contain a positive term that p
 
 from dataclasses import dataclass
 
-from onebp.losses import BPR, DirectAU, InfoNCE
-from onebp.methods import CITATION, ONEBP_SPACE, PAPER_DEFAULTS, compose
-from onebp.registry import Method, register
-from onebp.search_space import IntRange, LogUniform
+from onebp.methods.onebp import CITATION, ONEBP_SPACE, PAPER_DEFAULTS, compose
+from onebp.methods.registry import Method, register
+from onebp.methods.search_space import IntRange, LogUniform
+from onebp.model.losses import BPR, DirectAU, InfoNCE
 
 FAST = {"lr": 0.01, "l2": 0.0, "batch_size": 128, "beta": 0.9}
 #: OneBP's space without τ, for the variants whose loss has no temperature

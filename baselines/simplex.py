@@ -4,8 +4,8 @@ Mao, K., Zhu, J., Wang, J., Dai, Q., Dong, Z., Xiao, X. and He, X. SimpleX: A Si
 Baseline for Collaborative Filtering. CIKM 2021. Official code and configs: reczoo/RecZoo
 ``matching/cf/SimpleX`` (results in reczoo/BARS).
 
-User vector ``g·e_u + (1−g)·V·mean(history item vectors)`` (``onebp.encoders.HistoryAggregation``),
-cosine contrastive loss ``(1 − cos⁺) + w·mean_j max(0, cos⁻_j − m)`` (``onebp.losses.
+User vector ``g·e_u + (1−g)·V·mean(history item vectors)`` (``onebp.model.encoders.HistoryAggregation``),
+cosine contrastive loss ``(1 − cos⁺) + w·mean_j max(0, cos⁻_j − m)`` (``onebp.model.losses.
 CosineContrastive``), many uniform negatives drawn with replacement, cosine ranking, Adam with L2 on
 the embedding tables (``l2``: the official ``embedding_regularizer`` adds λ·w to the gradient of
 every row at every step, as Adam weight decay does). Defaults (``"*"``) are the official Gowalla
@@ -25,11 +25,11 @@ ML-100K (1,682 items) has its own settings (see ``ML100K``).
 
 from dataclasses import dataclass
 
-from onebp.encoders import HistoryAggregation
-from onebp.losses import CosineContrastive
-from onebp.methods import compose
-from onebp.registry import Method, register
-from onebp.search_space import LEARNING_RATE, WEIGHT_DECAY, LogUniform, Uniform
+from onebp.methods.onebp import compose
+from onebp.methods.registry import Method, register
+from onebp.methods.search_space import LEARNING_RATE, WEIGHT_DECAY, LogUniform, Uniform
+from onebp.model.encoders import HistoryAggregation
+from onebp.model.losses import CosineContrastive
 
 #: ML-100K (ours, not the paper's): 100 negatives, lr 1e-3, batch 512, l2 1e-8, g 0.5, Xavier
 #: tables; margin 0.5 and weight 10 chosen on the validation part from two 20-epoch probes (paper

@@ -5,7 +5,7 @@
 Prints, for each run, test Recall/NDCG at the epochs the official reference lists and the best
 over all epochs (chosen on test, as the official code reports), next to the reference figures.
 The reference numbers were measured with the official code (github.com/studentcej/OneBP, seed
-2022, 1 thread), kept in onebp/published.py and listed with their setting in docs/method.md
+2022, 1 thread), kept in onebp/report/published.py and listed with their setting in docs/method.md
 (tests/test_docs.py keeps the two equal); they are data, not something this script computes.
 """
 
@@ -18,9 +18,9 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
-from onebp.published import OFFICIAL_BEST, OFFICIAL_CURVE
+from onebp.report.published import OFFICIAL_BEST, OFFICIAL_CURVE
 
-# The reference figures' one home is onebp/published.py (the reproduction report reads them too).
+# The reference figures' one home is onebp/report/published.py (the reproduction report reads them too).
 OFFICIAL = OFFICIAL_CURVE  # epoch -> (Recall@10, NDCG@10, Recall@20, NDCG@20)
 COLUMNS = ("recall@10", "ndcg@10", "recall@20", "ndcg@20")
 

@@ -10,7 +10,7 @@
 #   2. onebp bench for onebp and twobp on ML-100K (its official settings) and on Gowalla at d 1024
 #   3. CPU vs CUDA agreement on ML-100K after 5 epochs from the same tables and draws
 #      (tolerance: per-epoch loss relative difference <= 1e-3, validation metrics @20 within 5e-3;
-#      onebp/device_agreement.py says why)
+#      onebp/operations/device_agreement.py says why)
 #   4. two concurrent `onebp gpu-run` jobs: different devices, or the second waits on one GPU
 #   5. LightGCN and SimpleX on Gowalla, a short run each, if time remains (the budget is 8 minutes)
 # Without CUDA it runs every part that needs none (the GPU-slot check, the ML-100K bench on the CPU)
@@ -107,7 +107,7 @@ fi
 # -- 3. CPU vs CUDA ------------------------------------------------------------------------------------
 if [ "$CUDA" = 1 ] && [ -d "$ML" ]; then
   for m in onebp twobp; do
-    if timeout 120 "$PY" -m onebp.device_agreement --data "$ML" --method "$m" --epochs 5 > "$WORK/agree-$m.json" 2>&1; then
+    if timeout 120 "$PY" -m onebp.operations.device_agreement --data "$ML" --method "$m" --epochs 5 > "$WORK/agree-$m.json" 2>&1; then
       st=ok
     else
       st=FAILED
@@ -122,7 +122,7 @@ fi
 JOB='import os, time; t = time.time(); time.sleep(3); print(os.environ.get("CUDA_VISIBLE_DEVICES") or "cpu", round(t, 2), round(time.time(), 2))'
 SLOTS="$WORK/slots"
 for i in 1 2; do
-  env -u ONEBP_GPUS "$PY" -m onebp.gpu_slots --slots-dir "$SLOTS" -- "$PY" -c "$JOB" > "$WORK/gpurun$i.out" 2> "$WORK/gpurun$i.err" &
+  env -u ONEBP_GPUS "$PY" -m onebp.operations.gpu_slots --slots-dir "$SLOTS" -- "$PY" -c "$JOB" > "$WORK/gpurun$i.out" 2> "$WORK/gpurun$i.err" &
 done
 wait
 GPURUN=$("$PY" - "$WORK/gpurun1.out" "$WORK/gpurun2.out" "$NGPU" <<'EOF'
@@ -141,7 +141,7 @@ EOF
 record "gpu-run x2" "${GPURUN%%$'\t'*}" "${GPURUN#*$'\t'}"
 # The same lock mechanics with two fake devices and two jobs per device (works without a GPU).
 for i in 1 2 3; do
-  ONEBP_GPUS=7,8 "$PY" -m onebp.gpu_slots --slots-dir "$WORK/fake" --jobs-per-device 2 -- "$PY" -c "$JOB" > "$WORK/fake$i.out" 2>/dev/null &
+  ONEBP_GPUS=7,8 "$PY" -m onebp.operations.gpu_slots --slots-dir "$WORK/fake" --jobs-per-device 2 -- "$PY" -c "$JOB" > "$WORK/fake$i.out" 2>/dev/null &
 done
 wait
 FAKE=$(cat "$WORK"/fake?.out | awk '{print $1}' | sort | uniq -c | awk '{printf "%s x%s ", $2, $1}')

@@ -17,9 +17,11 @@ from onebp.errors import UserError
 def build_parser() -> argparse.ArgumentParser:
     # Each module registers its subcommands; heavy imports (torch, pandas) wait for the handler,
     # so `onebp data ...` and `onebp --help` start fast.
-    from onebp import bench_suite, commands, estimate, gpu_slots, status, tune_cli
     from onebp.data import cli as data_cli
+    from onebp.operations import bench_suite, estimate, gpu_slots, status
     from onebp.report import cli as report_cli
+    from onebp.training import commands
+    from onebp.tuning import cli as tune_cli
 
     parser = argparse.ArgumentParser(prog="onebp", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)

@@ -54,7 +54,7 @@ class TrainConfig:
     checkpoint_minutes: float = 10.0
     profile_phases: bool = False  # seconds per phase (synchronises CUDA twice per batch: profiling only)
     # A tuning trial: trains on train, selects on validation, and never evaluates the test part
-    # (the trainer refuses to; onebp.tuning).
+    # (the trainer refuses to; onebp.tuning.trials).
     tuning_trial: bool = False
     params: dict[str, Any] = field(default_factory=dict)  # the method's own hyper-parameters
 

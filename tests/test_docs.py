@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from onebp.data.catalog import CATALOG
-from onebp.methods import PAPER_DEFAULTS
+from onebp.methods.onebp import PAPER_DEFAULTS
 
 REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs"

@@ -36,7 +36,7 @@ def test_wheel_ships_the_baselines_and_finds_them_installed(tmp_path):
     site = tmp_path / "site"
     with zipfile.ZipFile(wheel) as z:  # a wheel is installed by unpacking it
         z.extractall(site)
-    probe = ("import onebp.registry as r; r.discover(); print(r.baseline_dirs()); "
+    probe = ("import onebp.methods.registry as r; r.discover(); print(r.baseline_dirs()); "
              "print(sorted(r.method_names()))")
     out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True,
                          env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"})

@@ -8,7 +8,7 @@ the validated config into
   ``results/runs/<dataset>/<method>/<setting>/<protocol>/seed<seed>`` (``onebp.report.layout``);
 - with a ``tuning`` block, the tuning trials of every method with a search space, whose best
   settings its runs read (``tuning_plan.py``).
-It also checks what the JSON schema cannot: method names against ``onebp.registry``, dataset names
+It also checks what the JSON schema cannot: method names against ``onebp.methods.registry``, dataset names
 against ``onebp.data.catalog`` (or a custom source), and every hyper-parameter override against
 the trainer's own config resolution, so a typo fails at parse time, naming the key.
 """
@@ -163,7 +163,7 @@ def _merge(*layers: Mapping[str, Any] | None) -> dict[str, Any]:
 
 def known_methods() -> list[str] | None:
     try:
-        from onebp.registry import method_names
+        from onebp.methods.registry import method_names
     except ImportError:  # onebp not installed: the trainer reports unknown methods itself
         return None
     return method_names()
@@ -209,7 +209,7 @@ def _check_overrides(where: str, method: str, dataset: str, overrides: dict[str,
     try:
         from onebp.config import resolve_config
         from onebp.errors import UserError
-        from onebp.registry import get_method
+        from onebp.methods.registry import get_method
     except ImportError:
         return dict(overrides)
     for key in RULE_KEYS:

@@ -1,7 +1,7 @@
 """The tuning part of the workflow's plan: which trials run, where, and what the main runs read.
 
 With ``tuning.n_trials > 0`` every method that declares a search space gets, per dataset, the same
-budget (``onebp.tuning.TuningBudget``): ``n_trials`` trials drawn up front (trial 0 = the settings the
+budget (``onebp.tuning.trials.TuningBudget``): ``n_trials`` trials drawn up front (trial 0 = the settings the
 main runs would otherwise use), each a tuning-trial run of ``onebp train`` on the dataset's *clean*
 split (train → select on validation; never the test part), in
 ``results/tuning/<dataset>/<method>/trials/trial<NN>-<hash>/``. ``onebp tune summarize`` then writes
@@ -33,15 +33,15 @@ class MethodTuning:
 
 @dataclass
 class TuningPlan:
-    budget: Any  # onebp.tuning.TuningBudget
+    budget: Any  # onebp.tuning.trials.TuningBudget
     methods: dict[tuple[str, str], MethodTuning] = field(default_factory=dict)
     untuned: set[tuple[str, str]] = field(default_factory=set)  # methods with nothing to tune
 
     def add(self, dataset: str, method: str, base: dict[str, Any], clean_split: str) -> MethodTuning | None:
         """Draw the trials of ``method`` on ``dataset`` (``base``: the workflow's overrides for its
         runs); None when the method has nothing to tune."""
-        from onebp.registry import get_method
-        from onebp.tuning import method_trials, trial_overrides
+        from onebp.methods.registry import get_method
+        from onebp.tuning.trials import method_trials, trial_overrides
 
         m = get_method(method)
         drawn = method_trials(m, dataset, {k: _cli(v) for k, v in base.items()}, self.budget)
@@ -92,7 +92,7 @@ class TuningPlan:
 
 def from_config(config: dict[str, Any]) -> TuningPlan | None:
     """The plan's tuning part; None when ``tuning.n_trials`` is 0 (or the block is absent)."""
-    from onebp.tuning import TuningBudget
+    from onebp.tuning.trials import TuningBudget
 
     block = dict(config.get("tuning") or {})
     if not block.get("n_trials"):

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from onebp.published import GOWALLA_ANCHORS, OFFICIAL_BEST, OFFICIAL_DATASET
 from onebp.report import significance
 from onebp.report.layout import MAIN, setting_tag
+from onebp.report.published import GOWALLA_ANCHORS, OFFICIAL_BEST, OFFICIAL_DATASET
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
 QUALITY_RULE = (

@@ -1,6 +1,6 @@
 # The dedicated efficiency benchmark: one job per dataset runs `onebp bench-suite`, which times the
 # methods' main settings interleaved (A B, B A, …) and repeated, and reports medians with spread per
-# phase, training and evaluation memory apart (onebp/bench_suite.py).
+# phase, training and evaluation memory apart (onebp/operations/bench_suite.py).
 #
 # Running alone. The job asks for `threads: workflow.cores`, every core Snakemake may use, and every
 # job holds at least one core while it runs, so the scheduler starts it only when nothing else runs

@@ -1,0 +1,112 @@
+"""OneBP (``ONEBP``), and the builder its TwoBP twin (``onebp/methods/twobp.py``) shares.
+
+``onebp.methods.registry.discover`` registers both. This module does not
+import the registry (no import circle, no registration as an import side effect).
+
+OneBP and TwoBP differ only in the update strategy: encoder (MF), sampler (uniform, N negatives),
+loss (InfoNCE, temperature τ) are built by the same function from the same settings.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from onebp.methods.search_space import LEARNING_RATE, ONEBP_BETA, TEMPERATURE, WEIGHT_DECAY
+from onebp.methods.spec import Method
+from onebp.model.encoders import MF, LightGCN
+from onebp.model.losses import InfoNCE
+from onebp.model.samplers import InBatchNegatives, UniformNegatives
+from onebp.model.two_tower import BuildContext, TwoTowerModel
+from onebp.model.updates import Backprop, OneBP
+
+CITATION = (
+    "Chen, E. and Wang, J. One Backpropagation in Two Tower Recommendation Models. "
+    "arXiv:2403.18227 (2024); Neurocomputing (2026)."
+)
+
+#: The official hyper-parameters (batch 1024, N 5, τ 1, Adam, constant lr; docs/method.md). Their one
+#: home: config.yaml does not repeat them (tests/test_config_schema.py, tests/test_docs.py).
+PAPER_DEFAULTS = {
+    "ml-100k": {"l2": 1e-5, "lr": 5e-4, "dim": 32, "beta": 0.99, "epochs": 2000},
+    "ml-100k-onebp": {"l2": 1e-5, "lr": 5e-4, "dim": 32, "beta": 0.99, "epochs": 2000},
+    "ml-1m": {"l2": 1e-6, "lr": 1e-3, "dim": 128, "beta": 0.99, "epochs": 200},
+    "gowalla": {"l2": 0.0, "lr": 5e-4, "dim": 1024, "beta": 0.999, "epochs": 1800},
+    "yelp2018": {"l2": 0.0, "lr": 5e-5, "dim": 2048, "beta": 0.999, "epochs": 1800},
+}
+
+
+#: What tuning may change for OneBP (trial 0 = PAPER_DEFAULTS); TWOBP_SPACE: the same minus β.
+ONEBP_SPACE = {"lr": LEARNING_RATE, "l2": WEIGHT_DECAY, "temperature": TEMPERATURE, "beta": ONEBP_BETA}
+TWOBP_SPACE = {k: v for k, v in ONEBP_SPACE.items() if k != "beta"}
+
+
+def make_encoder(ctx: BuildContext, name: str, **kwargs: Any) -> nn.Module:
+    """A shared encoder by name: ``"mf"`` or ``"lightgcn"`` (``n_layers=``), dim from the config."""
+    cfg = ctx.config
+    if name == "mf":
+        return MF(ctx.n_users, ctx.n_items, cfg.dim, ctx.generator, ctx.device)
+    if name == "lightgcn":
+        return LightGCN(ctx.n_users, ctx.n_items, cfg.dim, ctx.generator, ctx.device, ctx.graph, **kwargs)
+    raise ValueError(f"unknown encoder {name!r}: expected mf or lightgcn (or pass a module)")
+
+
+def compose(
+    ctx: BuildContext,
+    encoder: str | nn.Module = "mf",
+    loss: Any = None,
+    update: str = "backprop",
+    sampler: Any = "uniform",
+    score: str = "dot",
+    batch_l2: float = 0.0,
+    **encoder_kwargs: Any,
+) -> TwoTowerModel:
+    """A two-tower model from the four modules, with the shared settings of ``ctx.config``.
+
+    * ``encoder``: a name for :func:`make_encoder` or a built module (user table + item tower);
+    * ``loss``: a loss object (``onebp.model.losses``); default InfoNCE(temperature);
+    * ``update``: ``"backprop"`` (TwoBP) or ``"onebp"`` (beta, aggregation, duplicate_users);
+    * ``sampler``: ``"uniform"`` (n_negatives per row; ``"inbatch"`` when n_negatives is 0),
+      ``"inbatch"`` (no sampled negatives) or a sampler object;
+    * ``score``: ``"dot"`` or ``"cosine"`` ranking; ``batch_l2``: LightGCN-style penalty on the
+      batch's raw embeddings (added to the loss; turns the fused path off).
+    """
+    cfg = ctx.config
+    if isinstance(encoder, str):
+        encoder = make_encoder(ctx, encoder, **encoder_kwargs)
+    if sampler == "uniform" and cfg.n_negatives == 0:
+        sampler = "inbatch"
+    if sampler == "uniform":
+        sampler = UniformNegatives(ctx.train, cfg.n_negatives, replace=cfg.negatives_replace)
+    elif sampler == "inbatch":
+        sampler = InBatchNegatives()
+    if loss is None:
+        loss = InfoNCE(cfg.temperature)
+    if update == "onebp":
+        strategy = OneBP(encoder, loss, cfg.lr, cfg.l2, cfg.fused, cfg.batch_size, beta=cfg.beta,
+                         aggregation=cfg.aggregation, duplicate_users=cfg.duplicate_users,
+                         batch_l2=batch_l2)
+    elif update == "backprop":
+        strategy = Backprop(encoder, loss, cfg.lr, cfg.l2, cfg.fused, cfg.batch_size, batch_l2=batch_l2)
+    else:
+        raise ValueError(f"unknown update {update!r}: expected backprop or onebp")
+    return TwoTowerModel(encoder, sampler, strategy, score=score)
+
+
+def build_mf_infonce(ctx: BuildContext, update: str) -> TwoTowerModel:
+    """MF + uniform negatives + InfoNCE, trained by ``update`` ("onebp" or "backprop")."""
+    cfg = ctx.config
+    sampler = UniformNegatives(ctx.train, cfg.n_negatives, replace=cfg.negatives_replace)
+    return compose(ctx, "mf", InfoNCE(cfg.temperature), update, sampler=sampler)
+
+
+ONEBP = Method(
+    name="onebp",
+    build=lambda ctx: build_mf_infonce(ctx, "onebp"),
+    defaults=PAPER_DEFAULTS,
+    citation=CITATION,
+    summary="MF + InfoNCE; items by backprop, users by moving aggregation (OneBP)",
+    module=__name__,
+    search_space=ONEBP_SPACE,
+)

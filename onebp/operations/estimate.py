@@ -1,0 +1,400 @@
+"""``onebp estimate``: what the configured study costs on this device, before it runs.
+
+It reads the workflow's config (``config.yaml`` plus ``--configfile`` presets, merged as Snakemake
+merges them, validated and defaulted by the workflow's schema) and builds the same plan as the
+Snakefile (``workflow/onebp_plan.py``): every train job, every sweep point and every tuning trial.
+Then, per (dataset, method), it times on the current device a few epochs (after a warm-up) and one
+full evaluation at the method's main setting — a one-shot method (EASE, MostPop) is fitted once —
+and multiplies:
+
+* a run: ``epochs`` × s/epoch + (``epochs`` / ``eval_every`` + 1) × s/evaluation. Every run is
+  counted to its last epoch: an upper bound, since early stopping can only shorten clean runs;
+* a sweep point: the same, its epoch time scaled by dim × (1 + negatives) and its evaluation by dim
+  relative to the main setting (measured at the main setting only);
+* a tuning trial: the tuning budget's ``max_epochs`` and ``eval_every``.
+
+It prints device-hours per dataset and in total, and the wall time on ``--gpus`` devices (device-
+hours / GPUs, never less than the longest single job). A dataset without a prepared split here is
+scaled from a measured one (epoch time by train interactions, evaluation by users × items, from the
+dataset catalog's statistics), labelled as such. EASE whose |I|×|I| matrices do not fit the memory
+its jobs are configured with is refused with the error ``onebp train`` would give, before anything
+is allocated; if it fits its jobs but not this machine, its time is extrapolated from a small
+inverse and product timed here (labelled).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from onebp.errors import UserError
+
+
+@dataclass
+class Timing:
+    epoch_s: float  # one epoch (0 for one-shot methods)
+    eval_s: float  # one full evaluation
+    fit_s: float = 0.0  # one-shot fit
+    dim: int = 0
+    negatives: int = 0
+    source: str = "measured"
+    n_train: int = 0
+    n_users: int = 0
+    n_items: int = 0
+
+
+@dataclass
+class Cost:
+    jobs: int = 0
+    epochs: int = 0
+    seconds: float = 0.0
+    longest: float = 0.0
+    notes: set[str] = field(default_factory=set)
+
+    def add(self, seconds: float, epochs: int) -> None:
+        self.jobs += 1
+        self.epochs += epochs
+        self.seconds += seconds
+        self.longest = max(self.longest, seconds)
+
+
+# -- the config, as the Snakefile sees it ---------------------------------------------------------------
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Snakemake's --configfile merge: dicts merge recursively, everything else replaces."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_config(workflow_dir: Path, configfiles: list[str], config_json: str | None = None) -> dict[str, Any]:
+    import yaml
+    from snakemake.utils import validate
+
+    if config_json:
+        config = json.loads(Path(config_json).read_text())
+    else:
+        path = workflow_dir / "config.yaml"
+        if not path.exists():
+            raise UserError(f"{path}: missing (run from the repository, or pass --workflow-dir)")
+        config = yaml.safe_load(path.read_text()) or {}
+        for f in configfiles:
+            config = _merge(config, yaml.safe_load(Path(f).read_text()) or {})
+    try:
+        validate(config, str(workflow_dir / "workflow" / "schemas" / "config.schema.yaml"))
+    except Exception as exc:  # snakemake's WorkflowError: a config that the Snakefile would refuse
+        raise UserError(f"config: {exc}") from None
+    return config
+
+
+def build_plan(workflow_dir: Path, config: dict[str, Any]) -> Any:
+    sys.path.insert(0, str(workflow_dir / "workflow"))
+    try:
+        import onebp_plan
+    finally:
+        sys.path.pop(0)
+    try:
+        return onebp_plan.build(config)
+    except onebp_plan.ConfigError as exc:
+        raise UserError(f"config error: {exc}") from None
+
+
+# -- timing -------------------------------------------------------------------------------------------
+def time_method(split: Any, method_name: str, overrides: dict[str, Any], device: str, threads: int,
+                epochs: int, warmup: int, memory_mb: float | None, max_negatives: int | None = None) -> Timing:
+    """Time ``warmup + epochs`` epochs (median of the timed ones) and one evaluation on ``split``."""
+    from onebp.config import resolve_config
+    from onebp.methods.one_shot import check_ease_fits
+    from onebp.methods.registry import get_method
+    from onebp.training.trainer import Trainer
+
+    m = get_method(method_name)
+    settings = {**overrides, "device": device, "threads": threads, "epochs": max(epochs + warmup, 1)}
+    cfg = resolve_config(m.name, m.params, m.defaults, str(overrides.get("dataset", split.name)), settings)
+    source = "measured"
+    if max_negatives is not None and cfg.n_negatives > max_negatives:
+        # An epoch's negatives are drawn up front: 2000 per row on Gowalla is ~12 GB of ids, more than
+        # a small machine holds. Timed with fewer, scaled by (1 + negatives) in run_seconds.
+        source = f"measured at {max_negatives} negatives, scaled to {cfg.n_negatives}"
+        settings["n_negatives"] = max_negatives
+        cfg = resolve_config(m.name, m.params, m.defaults, str(overrides.get("dataset", split.name)), settings)
+    if method_name == "ease" and memory_mb is not None:  # refused as its jobs would be
+        check_ease_fits(split.n_items, int(memory_mb * 2**20), f"its jobs' configured memory (mem_mb {memory_mb:g})")
+    trainer = Trainer(m, cfg, split, run_dir=None, log=lambda msg: None, progress=False)
+    part = "valid" if split.has_valid else "test"
+    t = Timing(0.0, 0.0, dim=cfg.dim, negatives=cfg.n_negatives, n_train=len(split.part("train")),
+               n_users=split.n_users, n_items=split.n_items, source=source)
+    if getattr(trainer.model, "iterative", True):
+        seconds = []
+        for i in range(warmup + epochs):
+            row = trainer.run_epoch()
+            trainer.state.epoch = row["epoch"]
+            if i >= warmup:
+                seconds.append(row["seconds_train"])
+        t.epoch_s = statistics.median(seconds)
+    else:
+        start = time.perf_counter()
+        trainer.model.fit()
+        t.fit_s = time.perf_counter() - start
+    if warmup:
+        trainer.evaluate(part)  # warm-up (prepare_scoring, allocator)
+    start = time.perf_counter()
+    trainer.evaluate(part)
+    t.eval_s = time.perf_counter() - start
+    return t
+
+
+def extrapolate_ease(n_users: int, n_items: int) -> Timing:
+    """EASE that does not fit this machine: an n³ inverse and a |U|×|I|² product, from small ones
+    timed here."""
+    import torch
+
+    n = 1024
+    a = torch.rand(n, n, dtype=torch.float64) + n * torch.eye(n, dtype=torch.float64)
+    start = time.perf_counter()
+    torch.linalg.inv(a)
+    inv_s = time.perf_counter() - start
+    b = torch.rand(n, n)
+    start = time.perf_counter()
+    b @ b
+    mm_s = time.perf_counter() - start
+    fit = inv_s * (n_items / n) ** 3 * 2  # the inverse, and XᵀX about as much again
+    evaluate = mm_s * (n_users / n) * (n_items / n) ** 2
+    return Timing(0.0, evaluate, fit_s=fit, source="extrapolated (does not fit this machine's memory)",
+                  n_users=n_users, n_items=n_items)
+
+
+def scaled(t: Timing, n_train: int, n_users: int, n_items: int, source: str) -> Timing:
+    epoch = t.epoch_s * n_train / max(t.n_train, 1)
+    evaluate = t.eval_s * (n_users * n_items) / max(t.n_users * t.n_items, 1)
+    fit = t.fit_s * (n_items / max(t.n_items, 1)) ** 3 if t.fit_s else 0.0
+    return Timing(epoch, evaluate, fit, t.dim, t.negatives, f"scaled from {source}", n_train, n_users, n_items)
+
+
+# -- the arithmetic -----------------------------------------------------------------------------------
+def run_seconds(t: Timing, epochs: int, eval_every: int, dim: int | None = None,
+                negatives: int | None = None) -> float:
+    if t.epoch_s == 0.0:  # one-shot
+        return t.fit_s + t.eval_s
+    dim = dim or t.dim or 1
+    negatives = t.negatives if negatives is None else negatives
+    work = (dim * (1 + negatives)) / max((t.dim or dim) * (1 + t.negatives), 1)
+    evals = math.ceil(epochs / max(eval_every, 1)) + 1  # + the final test
+    return epochs * t.epoch_s * work + evals * t.eval_s * dim / max(t.dim or dim, 1)
+
+
+def study_costs(plan: Any, timings: dict[tuple[str, str], Timing]) -> dict[str, Cost]:
+    """Seconds per dataset on one device: every run, sweep point and tuning trial of ``plan``."""
+    costs: dict[str, Cost] = {}
+    for r in plan.runs:
+        res = plan.resolved(r.dataset, r.method, r.setting)
+        t = timings[(r.dataset, r.method)]
+        epochs = int(res.get("epochs", 0))
+        costs.setdefault(r.dataset, Cost()).add(
+            run_seconds(t, epochs, int(res.get("eval_every", 1)), res.get("dim"), res.get("n_negatives")),
+            epochs if t.epoch_s else 0)
+        if t.source != "measured":
+            costs[r.dataset].notes.add(f"{r.method} on {r.dataset}: {t.source}")
+    if plan.tuning is not None:
+        b = plan.tuning.budget
+        for (ds, m), tuning in plan.tuning.methods.items():
+            t = timings[(ds, m)]
+            main = next((r.setting for r in plan.runs if r.dataset == ds and r.method == m), None)
+            res = plan.resolved(ds, m, main) if main else {}
+            for _ in tuning.trials:  # priced at the main setting's dim and negatives
+                costs.setdefault(ds, Cost()).add(
+                    run_seconds(t, b.max_epochs, b.eval_every, res.get("dim"), res.get("n_negatives")),
+                    b.max_epochs if t.epoch_s else 0)
+    return costs
+
+
+def _ease_fits_here(n_items: int, device: str, mem_mb: float | None) -> bool:
+    """Whether EASE can be fitted on this machine to time it (its jobs' own limit is checked, and
+    refused, separately)."""
+    import torch
+
+    from onebp.methods.one_shot import check_ease_fits, ease_memory_bytes, memory_budget_bytes
+
+    if mem_mb is not None:
+        check_ease_fits(n_items, int(mem_mb * 2**20), f"its jobs' configured memory (mem_mb {mem_mb:g})")
+    budget, _ = memory_budget_bytes(torch.device(device))
+    return ease_memory_bytes(n_items) <= budget
+
+
+def _catalog_sizes(dataset: str) -> tuple[int, int, int] | None:
+    from onebp.data.catalog import CATALOG
+
+    ds = CATALOG.get(dataset)
+    e = ds.expected if ds is not None else None
+    if e is None or not (e.n_users and e.n_items and e.n_interactions):
+        return None
+    n_train = e.n_train if getattr(e, "n_train", None) else int(0.8 * e.n_interactions)
+    return int(n_train * 0.9), e.n_users, e.n_items  # the clean split carves 10 % of train as validation
+
+
+def _cache_key(ds: str, m: str, device: str, path: Path, overrides: dict[str, Any], threads: int) -> str:
+    import hashlib
+
+    blob = json.dumps({"overrides": overrides, "threads": threads, "split": str(path.resolve())},
+                      sort_keys=True, default=str)
+    return f"{ds}/{m}/{device}/{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
+
+
+def measure(plan: Any, config: dict[str, Any], workdir: Path, data: dict[str, str], device: str,
+            epochs: int, warmup: int, log: Any, cache: Path | None = None,
+            max_negatives: int | None = None) -> dict[tuple[str, str], Timing]:
+    """Time every (dataset, method) of the plan; ``cache``: a JSON file of earlier timings (same
+    dataset, method, device, settings and split) reused and extended, so an interrupted estimate
+    picks up where it stopped."""
+    from onebp.atomic import atomic_write_json
+    from onebp.data.split_format import load_split
+
+    cached = json.loads(cache.read_text()) if cache is not None and cache.exists() else {}
+
+    pairs = list(dict.fromkeys((r.dataset, r.method) for r in plan.runs))
+    if plan.tuning is not None:
+        pairs += [p for p in plan.tuning.methods if p not in pairs]
+    timings: dict[tuple[str, str], Timing] = {}
+    missing: list[tuple[str, str]] = []
+    for ds, m in pairs:
+        protocol = "clean" if (ds, "clean") in plan.splits else next(p for d, p in plan.splits if d == ds)
+        path = Path(data[ds]) if ds in data else workdir / plan.split_dir(ds, protocol)
+        if not path.is_dir():
+            missing.append((ds, m))
+            continue
+        split = load_split(path)
+        main = next(r.setting for r in plan.runs if r.dataset == ds and r.method == m) if any(
+            r.dataset == ds and r.method == m for r in plan.runs) else None
+        overrides = dict(plan.settings[(ds, m, main)]) if main else {}
+        overrides["dataset"] = ds
+        threads = int(plan.job_resource(ds, m, "threads", 1))
+        mem = plan.job_resource(ds, m, "mem_mb", None)
+        key = _cache_key(ds, m, device, path, overrides, threads)
+        if key in cached:
+            timings[(ds, m)] = Timing(**cached[key])
+            log(f"{m} on {ds}: from {cache}")
+            continue
+        log(f"timing {m} on {ds} ({path}) ...")
+        if m == "ease" and not _ease_fits_here(split.n_items, device, mem):
+            log(f"  {m} on {ds} fits its jobs' memory but not this machine's; extrapolating")
+            timings[(ds, m)] = extrapolate_ease(split.n_users, split.n_items)
+        else:
+            try:
+                timings[(ds, m)] = time_method(split, m, overrides, device, threads, epochs, warmup, mem,
+                                               max_negatives)
+            except (RuntimeError, MemoryError) as exc:  # e.g. an epoch's negatives beyond this machine
+                raise UserError(f"{m} on {ds} cannot be timed on this machine ({type(exc).__name__}: "
+                                f"{str(exc)[:200]}); leave it out with --datasets, or estimate on a bigger "
+                                "machine") from None
+        if cache is not None:
+            cached[key] = timings[(ds, m)].__dict__
+            atomic_write_json(cache, cached)
+        log(f"  {timings[(ds, m)].epoch_s:.3f} s/epoch, {timings[(ds, m)].eval_s:.3f} s/evaluation"
+            + (f", fit {timings[(ds, m)].fit_s:.2f} s" if timings[(ds, m)].fit_s else ""))
+    for ds, m in missing:
+        sizes = _catalog_sizes(ds)
+        measured = [(d, t) for (d, mm), t in timings.items() if mm == m and t.source.startswith("measured")]
+        # the measured dataset closest in size (train interactions, on a log scale)
+        ref = min(measured, key=lambda dt: abs(math.log(max(dt[1].n_train, 1) / sizes[0]))) if (
+            measured and sizes) else None
+        if sizes is None or ref is None:
+            raise UserError(f"no prepared split for dataset {ds!r} ({workdir / plan.split_dir(ds, 'clean')}) and "
+                            f"nothing measured to scale {m!r} from: prepare it (snakemake --cores 1 "
+                            f"{plan.split_dir(ds, 'clean')}) or pass --data {ds}=DIR")
+        if m == "ease":
+            mem = plan.job_resource(ds, m, "mem_mb", None)
+            if mem is not None:
+                from onebp.methods.one_shot import check_ease_fits
+
+                check_ease_fits(sizes[2], int(mem * 2**20), f"its jobs' configured memory (mem_mb {mem:g})")
+        timings[(ds, m)] = scaled(ref[1], *sizes, source=f"{ref[0]} by catalog size")
+    return timings
+
+
+def render(costs: dict[str, Cost], gpus: int, device: str, timings: dict[tuple[str, str], Timing]) -> str:
+    from tabulate import tabulate
+
+    rows = [[ds, m, t.source, f"{t.epoch_s:.3g}" if t.epoch_s else "", f"{t.eval_s:.3g}",
+             f"{t.fit_s:.3g}" if t.fit_s else ""] for (ds, m), t in timings.items()]
+    out = [f"Measured on {device}:", "", tabulate(rows, ["dataset", "method", "timing", "s/epoch", "s/eval", "s/fit"],
+                                                  tablefmt="github"), ""]
+    total = sum(c.seconds for c in costs.values())
+    longest = max((c.longest for c in costs.values()), default=0.0)
+    rows = [[ds, c.jobs, c.epochs, f"{c.seconds / 3600:.3g}", f"{c.longest / 3600:.3g}"] for ds, c in costs.items()]
+    rows.append(["total", sum(c.jobs for c in costs.values()), sum(c.epochs for c in costs.values()),
+                 f"{total / 3600:.3g}", f"{longest / 3600:.3g}"])
+    out += ["Device-hours (every run to its last epoch: an upper bound under early stopping):", "",
+            tabulate(rows, ["dataset", "jobs", "epochs", "device-hours", "longest job (h)"], tablefmt="github"), ""]
+    wall = max(total / max(gpus, 1), longest)
+    out.append(f"Wall time on {gpus} device(s) like this one: about {wall / 3600:.3g} h "
+               f"({total / 3600:.3g} device-hours / {gpus}, at least the longest job).")
+    notes = sorted({n for c in costs.values() for n in c.notes})
+    if notes:
+        out += ["", "Timings not measured as configured: " + "; ".join(notes) + "."]
+    return "\n".join(out)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("estimate", help="time a few epochs per dataset x method here and price the configured study")
+    p.add_argument("--configfile", action="append", default=[], help="preset merged on top of config.yaml (repeatable)")
+    p.add_argument("--config-json", help="an already merged config (what the Snakefile holds), instead of the YAML files")
+    p.add_argument("--workflow-dir", type=Path, default=Path("."), help="repository root (config.yaml, workflow/)")
+    p.add_argument("--workdir", type=Path, default=None, help="where data/splits is (default: the workflow dir)")
+    p.add_argument("--data", action="append", default=[], metavar="DATASET=DIR", help="a prepared split to time on")
+    p.add_argument("--datasets", default=None, help="only these datasets (comma-separated)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    p.add_argument("--epochs", type=int, default=2, help="timed epochs per dataset x method")
+    p.add_argument("--warmup", type=int, default=1, help="untimed epochs first")
+    p.add_argument("--gpus", type=int, default=1, help="devices for the wall-time line")
+    p.add_argument("--json", action="store_true", help="a JSON summary instead of tables")
+    p.add_argument("--max-negatives", type=int, default=None,
+                   help="time methods with more negatives per row at this many and scale by (1 + negatives) "
+                        "(an epoch's negatives are drawn up front: SimpleX's 2000 on Gowalla need ~12 GB)")
+    p.add_argument("--cache", type=Path, default=None,
+                   help="JSON file of timings to reuse and extend (an interrupted estimate resumes)")
+    p.set_defaults(func=cmd_estimate)
+
+
+def cmd_estimate(args: argparse.Namespace) -> int:
+    from onebp.methods.registry import discover
+    from onebp.training.trainer import select_device
+
+    discover()
+    data = {}
+    for item in args.data:
+        ds, sep, path = item.partition("=")
+        if not sep:
+            raise UserError(f"--data expects DATASET=DIR, got {item!r}")
+        data[ds] = path
+    config = load_config(args.workflow_dir, args.configfile, args.config_json)
+    if args.datasets:
+        config["datasets"] = [d.strip() for d in args.datasets.split(",") if d.strip()]
+        config["sweeps"] = [{**s, "datasets": [d for d in (s.get("datasets") or config["datasets"])
+                                                if d in config["datasets"]]} for s in config["sweeps"]]
+        config["sweeps"] = [s for s in config["sweeps"] if s["datasets"]]
+    plan = build_plan(args.workflow_dir, config)
+    device = str(select_device(args.device))
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    timings = measure(plan, config, args.workdir or args.workflow_dir, data, device, args.epochs, args.warmup, log,
+                      args.cache, args.max_negatives)
+    costs = study_costs(plan, timings)
+    if args.json:
+        print(json.dumps({"device": device, "gpus": args.gpus,
+                          "datasets": {ds: {"jobs": c.jobs, "epochs": c.epochs, "device_hours": c.seconds / 3600,
+                                            "longest_job_hours": c.longest / 3600, "notes": sorted(c.notes)}
+                                       for ds, c in costs.items()},
+                          "device_hours": sum(c.seconds for c in costs.values()) / 3600,
+                          "timings": {f"{ds}/{m}": t.__dict__ for (ds, m), t in timings.items()}}))
+    else:
+        print(render(costs, args.gpus, device, timings))
+    return 0

@@ -1,0 +1,237 @@
+"""Hyper-parameter tuning with one budget for every method, drawn up front so the DAG is static.
+
+* :class:`TuningBudget` — the ``tuning:`` block of the workflow config: number of trials, the trials'
+  epoch budget (max epochs, evaluation interval, patience and minimum epochs, all in epochs), the
+  Optuna sampler and its seed, and the training seed of the trials.
+* :func:`draw_trials` — trial 0 is the method's own defaults (so tuning can only help it); trials
+  1…n−1 are drawn by a seeded Optuna sampler through ``study.ask`` with no ``tell``: the draws depend
+  only on the space, the sampler and its seed, never on results, so every trial is known when the
+  workflow is planned and all of them can run in parallel.
+* :func:`trial_overrides` — the ``onebp train --set`` values of one trial: its drawn settings plus the
+  budget; a trial is a ``tuning_trial`` run (protocol clean: trains on train, selects on validation,
+  and the trainer refuses to evaluate the test part).
+* :func:`summarize` — reads the trials' run directories, picks the best validation value (ties: the
+  lower trial number, so the defaults win ties) and writes ``trials.csv`` and ``best.json``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from onebp.atomic import atomic_write, atomic_write_json
+from onebp.errors import UserError
+from onebp.methods.search_space import LogUniform, SearchSpace, Uniform
+
+SAMPLERS = ("qmc", "random")
+
+
+@dataclass(frozen=True)
+class TuningBudget:
+    """The same budget for every method (see module docstring)."""
+
+    n_trials: int = 12
+    max_epochs: int = 1000
+    eval_every: int = 5
+    patience_epochs: int = 300
+    min_epochs: int = 0
+    sampler: str = "qmc"  # qmc (scrambled Sobol) | random
+    seed: int = 0  # the sampler's seed
+    run_seed: int = 0  # the training seed of every trial
+
+    def __post_init__(self) -> None:
+        if self.n_trials < 1:
+            raise UserError(f"tuning.n_trials={self.n_trials}: need at least 1 (trial 0 = the defaults)")
+        if self.max_epochs < 1 or self.eval_every < 1 or self.patience_epochs < 1 or self.min_epochs < 0:
+            raise UserError("tuning: max_epochs, eval_every and patience_epochs must be ≥ 1, min_epochs ≥ 0")
+        if self.sampler not in SAMPLERS:
+            raise UserError(f"tuning.sampler={self.sampler!r}: expected one of {', '.join(SAMPLERS)}")
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> TuningBudget:
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise UserError(f"tuning: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return cls(**dict(values))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def make_sampler(name: str, seed: int) -> Any:
+    import optuna
+
+    if name == "qmc":
+        # Scrambled Sobol: spreads a small number of trials evenly over the space.
+        return optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True, seed=seed,
+                                          warn_independent_sampling=False)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    raise UserError(f"tuning.sampler={name!r}: expected one of {', '.join(SAMPLERS)}")
+
+
+def draw_trials(space: SearchSpace, defaults: Mapping[str, Any], n_trials: int, sampler: str = "qmc",
+                seed: int = 0) -> list[dict[str, Any]]:
+    """``n_trials`` settings over ``space``: trial 0 is ``defaults`` (restricted to the space's keys),
+    the rest drawn by the seeded sampler. Deterministic in (space, defaults, n_trials, sampler, seed)."""
+    import optuna
+
+    missing = sorted(set(space) - set(defaults))
+    if missing:
+        raise UserError(f"draw_trials: no default for search space key(s) {', '.join(missing)}")
+    first = {k: defaults[k] for k in space}
+    if not space:
+        return [first]
+    distributions = {k: dim.to_optuna() for k, dim in space.items()}
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # QMCSampler's label
+            study = optuna.create_study(direction="maximize", sampler=make_sampler(sampler, seed))
+        # Enqueued: trial 0 is recorded in the study like any other, so QMC starts its sequence at
+        # trial 1 (it infers the space from the pending trial 0). A default outside the space (a
+        # user's override) is kept in our trial 0 but not given to Optuna, which would refuse it.
+        study.enqueue_trial({k: v for k, v in first.items() if space[k].contains(v)})
+        trials = [first]
+        study.ask(distributions)  # trial 0: the enqueued defaults
+        for _ in range(n_trials - 1):
+            drawn = study.ask(distributions).params
+            trials.append({k: _readable(space[k], v) for k, v in drawn.items()})
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    return trials
+
+
+def _readable(dim: Any, value: Any) -> Any:
+    """A plain Python value; floats kept to 4 significant digits (inside the bounds), so commands,
+    tables and run directories show 0.003563 rather than 0.0035625125384893953."""
+    value = value.item() if hasattr(value, "item") else value
+    if isinstance(value, float) and isinstance(dim, (LogUniform, Uniform)):
+        value = min(max(float(f"{value:.4g}"), dim.low), dim.high)
+    return value
+
+
+def trial_overrides(budget: TuningBudget, params: Mapping[str, Any]) -> dict[str, Any]:
+    """``--set`` values of one trial: the drawn settings and the shared epoch budget."""
+    return {
+        **params,
+        "epochs": budget.max_epochs,
+        "eval_every": budget.eval_every,
+        "patience_epochs": budget.patience_epochs,
+        "min_epochs": budget.min_epochs,
+        "protocol": "clean",
+        "seed": budget.run_seed,
+        "tuning_trial": True,
+    }
+
+
+# -- results ------------------------------------------------------------------------------------------
+def trial_record(run_dir: Path, keys: Sequence[str], number: int) -> dict[str, Any]:
+    """One trial's row: its number, tuned settings, status, selected epoch and validation metrics."""
+    run_dir = Path(run_dir)
+    try:
+        config = json.loads((run_dir / "config.json").read_text())
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"{run_dir}: not a finished trial ({exc})") from None
+    if not config.get("tuning_trial"):
+        raise UserError(f"{run_dir}: config.json is not a tuning trial's (tuning_trial is not set)")
+    if "test" in metrics:
+        raise UserError(f"{run_dir}: a tuning trial with test metrics; refusing to use it")
+    flat = {**config, **config.get("params", {})}
+    row: dict[str, Any] = {"trial": number, **{k: flat.get(k) for k in keys}}
+    row["status"] = metrics.get("status", "ok")
+    row["select_metric"] = config["select_metric"]
+    valid = metrics.get("valid") or {}
+    row["value"] = valid.get(config["select_metric"], math.nan) if row["status"] == "ok" else math.nan
+    row["selected_epoch"] = metrics.get("selected_epoch")
+    row["epochs_run"] = metrics.get("epochs_run")
+    row["stopped_early"] = metrics.get("stopped_early")
+    row["train_seconds"] = (metrics.get("timing") or {}).get("train_seconds_total")
+    row["valid"] = valid
+    row["run_dir"] = str(run_dir)
+    return row
+
+
+def best_trial(rows: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
+    """The highest validation value; ties go to the lower trial number (trial 0 = the defaults)."""
+    usable = [r for r in rows if isinstance(r["value"], float) and math.isfinite(r["value"])]
+    if not usable:
+        raise UserError("tuning: no trial finished with a finite validation value (all diverged?)")
+    return min(usable, key=lambda r: (-r["value"], r["trial"]))
+
+
+def summarize(method: str, dataset: str, space_keys: Sequence[str], trial_dirs: Sequence[Path],
+              out_dir: Path, budget: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Write ``out_dir/trials.csv`` and ``out_dir/best.json`` from finished trials; return best.json."""
+    keys = list(space_keys)
+    rows = [trial_record(Path(d), keys, i) for i, d in enumerate(trial_dirs)]
+    best = best_trial(rows)
+    out_dir = Path(out_dir)
+    buf = io.StringIO()
+    fields = ["trial", *keys, "status", "select_metric", "value", "selected_epoch", "epochs_run",
+              "stopped_early", "train_seconds", "run_dir"]
+    writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in fields})
+    atomic_write(out_dir / "trials.csv", buf.getvalue())
+    record = {
+        "method": method,
+        "dataset": dataset,
+        "trial": best["trial"],
+        "params": {k: best[k] for k in keys},
+        "select_metric": best["select_metric"],
+        "valid_value": best["value"],
+        "valid": best["valid"],
+        "selected_epoch": best["selected_epoch"],
+        "default_value": rows[0]["value"],  # trial 0: the method's own defaults
+        "n_trials": len(rows),
+        "n_failed": sum(r["status"] != "ok" for r in rows),
+        "budget": dict(budget or {}),
+        "run_dir": best["run_dir"],
+        "note": "chosen on the validation part; no trial evaluated the test part",
+    }
+    atomic_write_json(out_dir / "best.json", record)
+    return record
+
+
+def read_params_file(path: str | Path) -> dict[str, Any]:
+    """Settings from a JSON file: a tuning ``best.json`` (its ``params``) or a plain object."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"--params-file {path}: {exc}") from None
+    if isinstance(data, dict) and isinstance(data.get("params"), dict):
+        data = data["params"]
+    if not isinstance(data, dict):
+        raise UserError(f"--params-file {path}: expected a JSON object of settings (or a best.json)")
+    return data
+
+
+# -- per method ---------------------------------------------------------------------------------------
+def method_trials(method: Any, dataset: str, overrides: Mapping[str, Any], budget: TuningBudget
+                  ) -> list[dict[str, Any]]:
+    """The trials of ``method`` on ``dataset``: trial 0 = its settings as a run would resolve them
+    (its defaults for the dataset, then ``overrides`` — e.g. the workflow's params), restricted to
+    its search space; then ``budget.n_trials − 1`` drawn ones. Empty space: no trials."""
+    from onebp.config import resolve_config, setting_types
+    from onebp.methods.search_space import check_space
+
+    space = dict(method.search_space)
+    if not space:
+        return []
+    check_space(method.name, space, setting_types(method.params))
+    cfg = resolve_config(method.name, method.params, method.defaults, dataset, overrides).to_dict()
+    resolved = {**cfg.pop("params"), **cfg}
+    return draw_trials(space, resolved, budget.n_trials, budget.sampler, budget.seed)

@@ -1,0 +1,217 @@
+"""Statistics (Holm, bootstrap CI), `onebp report compare`, the protocol gap, the benchmark table and
+the reproduction report on a tiny synthetic study (run directories fabricated in the trainer's format)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from onebp.report import significance
+from onebp.report.claims import claims_frame, quality_verdict, speed_verdict
+from onebp.report.collect import collect
+from onebp.report.compare import compare
+from onebp.report.efficiency import bench_table, load_bench
+from onebp.report.protocol_gap import protocol_gap_table
+from onebp.report.published import OFFICIAL_BEST, OFFICIAL_DATASET
+from onebp.report.reproduction import write_report
+from onebp.report.tables import comparison_table, main_table
+from tests.report.test_tables import N_USERS, fake_run, per_user
+
+
+def test_holm_hand_worked() -> None:
+    # sorted 0.005, 0.01, 0.03, 0.04 -> ×4, ×3, ×2, ×1 = 0.02, 0.03, 0.06, 0.04 -> running max
+    adj = significance.holm([0.01, 0.04, 0.03, 0.005])
+    np.testing.assert_allclose(adj, [0.03, 0.06, 0.06, 0.02])
+    # NaN entries are left out of the family (m = 2 here) and stay NaN; capped at 1
+    adj = significance.holm([0.2, np.nan, 0.7])
+    assert np.isnan(adj[1])
+    np.testing.assert_allclose(adj[[0, 2]], [0.4, 0.7])
+    assert significance.holm([0.6, 0.9])[0] == 1.0
+    # rejects at 0.05 exactly what the step-down procedure rejects by hand
+    assert list(significance.holm([0.001, 0.02, 0.013]) < 0.05) == [True, True, True]
+    assert list(significance.holm([0.001, 0.03, 0.026]) < 0.05) == [True, False, False]
+
+
+def test_bootstrap_ci_hand_worked() -> None:
+    assert significance.bootstrap_mean_ci(np.full(10, 0.25)) == (0.25, 0.25)
+    # half zeros, half ones: the mean of a resample is Binomial(100, 0.5)/100, sd 0.05, so the 95 %
+    # percentile interval is 0.5 ± 1.96·0.05 ≈ [0.40, 0.60] (up to the binomial's 0.01 grid)
+    d = np.r_[np.zeros(50), np.ones(50)]
+    lo, hi = significance.bootstrap_mean_ci(d, n_resamples=20000)
+    assert lo == pytest.approx(0.40, abs=0.015) and hi == pytest.approx(0.60, abs=0.015)
+    assert significance.bootstrap_mean_ci(d) == significance.bootstrap_mean_ci(d)  # seeded
+    # a shift moves the interval by the same amount
+    lo2, hi2 = significance.bootstrap_mean_ci(d + 1.0, n_resamples=20000)
+    assert (lo2, hi2) == pytest.approx((lo + 1.0, hi + 1.0))
+
+
+def test_verdict_rules() -> None:
+    assert quality_verdict(0.01, 0.03, 0.001, 0.05) == "supported"
+    assert quality_verdict(0.01, 0.03, 0.2, 0.05) == "inconclusive"
+    assert quality_verdict(-0.01, 0.03, 0.001, 0.05) == "inconclusive"
+    assert quality_verdict(-0.03, -0.01, 0.001, 0.05) == "not supported"
+    assert speed_verdict(np.array([1.0, 1.1]), np.array([1.2, 1.3])) == "supported"
+    assert speed_verdict(np.array([1.0, 1.25]), np.array([1.2, 1.3])) == "inconclusive"
+    assert speed_verdict(np.array([1.4, 1.5]), np.array([1.2, 1.3])) == "not supported"
+
+
+def _bench_file(root: Path, dataset: str, onebp: list[float], twobp: list[float]) -> Path:
+    records = []
+    for rep, (a, b) in enumerate(zip(onebp, twobp, strict=True)):
+        for m, t in (("onebp", a), ("twobp", b)):
+            records.append({"method": m, "repeat": rep, "device": "cpu", "device_name": "x86_64",
+                            "epoch_seconds_median": t, "eval_seconds_median": 0.5,
+                            "phase_seconds_median": {"sample": 0.1, "prepare": 0.0, "step": t - 0.2, "aggregate": 0.1},
+                            "peak_rss_train_mb": 300.0, "peak_rss_mb": 310.0, "peak_gpu_train_mb": None,
+                            "peak_gpu_eval_mb": None})
+    p = root / "bench" / f"{dataset}.json"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(json.dumps({"records": records}))
+    return p
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame, list[Path]]:
+    """Two datasets; onebp beats twobp by 0.05 per user, ease is deterministic, bpr-mf is weaker; the
+    ablation settings of onebp; both protocols; the official split's parity runs; benchmark files."""
+    root = tmp_path_factory.mktemp("study")
+    rng = np.random.default_rng(0)
+    dirs = []
+    base = rng.uniform(0.1, 0.5, N_USERS)
+    for ds in ("toy", "gowalla"):
+        for seed in range(3):
+            noise = rng.normal(0, 0.01, N_USERS)
+            for proto in ("clean", "paper"):
+                dirs.append(fake_run(root, ds, "onebp", seed, per_user(base + noise, 0.05), protocol=proto))
+                dirs.append(fake_run(root, ds, "twobp", seed, per_user(base + noise, 0.0), protocol=proto))
+                dirs.append(fake_run(root, ds, "bpr-mf", seed, per_user(base, -0.02), protocol=proto))
+                dirs.append(fake_run(root, ds, "ease", seed, per_user(base, 0.01), protocol=proto))
+            for tag, shift in (("aggregation=none", -0.2), ("aggregation=item_mean", 0.0),
+                               ("aggregation=per_epoch_matched", 0.05)):
+                dirs.append(fake_run(root, ds, "onebp", seed, per_user(base + noise, shift),
+                                     setting=f"{tag}-12345678", cfg={"aggregation": tag.split("=")[1]}))
+    for seed in range(2):  # parity: best_on_test = test + 0.01 in fake_run
+        pu = {k: np.full(N_USERS, OFFICIAL_BEST.get(k, 0.3) - 0.01 + 0.001 * seed)
+              for k in per_user(base, 0.0)}
+        dirs.append(fake_run(root, OFFICIAL_DATASET, "onebp", seed, pu, protocol="paper"))
+    df, _ = collect(dirs)
+    bench = [_bench_file(root, "toy", [1.0, 1.1, 1.05], [1.3, 1.4, 1.2]),
+             _bench_file(root, "gowalla", [1.0, 1.5, 1.2], [1.3, 1.4, 1.2])]
+    return root, df, bench
+
+
+def test_main_table_holm_effects_and_deterministic(study) -> None:
+    _, df, _ = study
+    t = main_table(df, "clean", "test", reference="onebp")
+    n = t.numbers.set_index(["dataset", "method", "metric", "k"])
+    row = n.loc[("toy", "twobp", "ndcg", 20)]
+    assert row["delta"] > 0 and row["ci_low"] > 0 and row["p_users_holm"] >= row["p_users"]
+    assert row["sig_users"] and "Holm" in t.caption
+    ease = n.loc[("toy", "ease", "ndcg", 20)]
+    assert np.isnan(ease["p_seeds"]) and ease["tested_over"] == "users only (deterministic)"
+    # Holm family = every computed user-test p of the table
+    p = t.numbers["p_users"].to_numpy(float)
+    np.testing.assert_allclose(t.numbers["p_users_holm"], significance.holm(p))
+    tt = comparison_table(t)
+    assert "Δ (onebp − method) [95% CI]" in tt.cells and "n/a" in set(tt.cells["p seeds (Holm)"])
+
+
+def test_protocol_gap(study) -> None:
+    _, df, _ = study
+    gap = protocol_gap_table(df).numbers.set_index(["dataset", "method", "metric"])
+    # fake runs: paper best_on_test = test + 0.01, both protocols built from the same per-user values
+    assert gap.loc[("toy", "onebp", "ndcg"), "gap"] == pytest.approx(0.01)
+    assert gap.loc[("toy", "onebp", "ndcg"), "n_seeds"] == 3
+
+
+def test_bench_table_time_to_quality(study) -> None:
+    _, df, bench = study
+    t = bench_table(load_bench(bench), df).numbers.set_index(["dataset", "method"])
+    r = t.loc[("toy", "onebp")]
+    assert r["epoch_seconds_median"] == pytest.approx(1.05)
+    assert r["epoch_seconds_median_min"] == 1.0 and r["epoch_seconds_median_max"] == 1.1
+    # fake runs select epoch 7; eval_every absent from their config.json -> 1
+    assert r["time_to_quality_s"] == pytest.approx(7 * 1.05 + 7 * 0.5)
+
+
+def test_report_renders_every_claim_row(study, tmp_path: Path) -> None:
+    root, df, bench = study
+    frame = claims_frame(df, load_bench(bench), base=root)
+    study_sets = ["toy", "gowalla"]
+    for ds in study_sets:
+        got = frame[frame["dataset"] == ds]
+        assert set(got["claim"]) == {"1a", "1b", "2a", "2b", "3a", "3b", "3c"}
+    v = frame.set_index(["dataset", "claim", "metric"])["verdict"]
+    assert v[("toy", "1a", "ndcg@20")] == "supported"
+    assert v[("toy", "3a", "ndcg@20")] == "supported"  # frozen users far worse
+    assert v[("toy", "3c", "ndcg@20")] == "inconclusive"  # identical per-user values
+    assert v[("toy", "2a", "s / epoch")] == "supported"
+    assert v[("gowalla", "2a", "s / epoch")] == "inconclusive"
+    comp = frame[(frame["claim"] == "1b") & (frame["dataset"] == "toy")]["b"].iloc[0]
+    assert comp == "ease"  # the strongest non-OneBP competitor
+    out = root / "REPORT.md"  # next to runs/, as results/REPORT.md
+    write_report(df, load_bench(bench), out, tmp_path / "claims.html", tmp_path / "claims.csv")
+    text = out.read_text()
+    for claim in ("1a", "1b", "2a", "2b", "3a", "3b", "3c"):
+        assert text.count(f"| {claim}: ") >= len(study_sets)
+    assert "supported" in text and "Holm" in text and "Verdict rules" in text
+    # parity: ours 0.3743 (+ 0.001·seed) vs the official 0.3743 -> matches
+    parity = text.split("## Parity")[1].split("##")[0]
+    assert "0.3743" in parity and "matches" in parity
+    anchors = text.split("## Published baselines on Gowalla")[1].split("##")[0]
+    assert "not run" in anchors and "0.1291" in anchors  # simplex not run; bpr-mf run
+    assert "](runs/toy/onebp/main-00000000/clean/)" in text  # links to run directories
+    assert (tmp_path / "claims.html").read_text().count("<tr>") > 10
+    assert "## The protocol gap" in text and "## Efficiency" in text
+
+
+def _write(df: pd.DataFrame, path: Path) -> Path:
+    df.to_csv(path, index=False)
+    return path
+
+
+def test_compare_identical_perturbed_and_missing(study, tmp_path: Path) -> None:
+    _, df, _ = study
+    ref = _write(df, tmp_path / "ref.csv")
+    cmd = [sys.executable, "-m", "onebp", "report", "compare"]
+    same = subprocess.run([*cmd, str(ref), str(ref)], capture_output=True, text=True)
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert "the rerun matches the reference" in same.stdout
+    # one cell moved by far more than its seed spread allows
+    bumped = df.copy()
+    hit = (bumped["dataset"] == "toy") & (bumped["method"] == "twobp") & (bumped["split"] == "test") \
+        & (bumped["metric"] == "ndcg") & (bumped["k"] == 20) & (bumped["protocol"] == "clean")
+    bumped.loc[hit, "value"] += 0.05
+    bad = subprocess.run([*cmd, str(_write(bumped, tmp_path / "bumped.csv")), str(ref)], capture_output=True, text=True)
+    assert bad.returncode == 1 and "disagree" in bad.stdout
+    m = compare(bumped, df)
+    assert list(m[m["status"] == "disagree"][["method", "metric", "k"]].itertuples(index=False, name=None)) \
+        == [("twobp", "ndcg", 20)]
+    # a tiny move within 3 standard errors of the seed spread agrees
+    jiggle = df.copy()
+    jiggle.loc[hit & (jiggle["seed"] == 0), "value"] += 1e-3
+    assert (compare(jiggle, df)["status"] == "agree").all()
+    # a reference cell the rerun lacks disagrees
+    assert (compare(df[~hit], df)["status"] == "missing in rerun").sum() == 1
+
+
+def test_sweep_table_each_variant_against_twobp(study) -> None:
+    from onebp.report.sweep_table import sweep_comparison_table
+
+    root, df, _ = study
+    _, runs = collect(sorted({Path(d) for d in df["run_dir"]}))
+    t = sweep_comparison_table(df, runs, "aggregation", metric="ndcg@20")
+    n = t.numbers.set_index(["dataset", "aggregation"])
+    assert set(n.loc["toy"].index) == {"none", "item_mean", "per_epoch_matched"}
+    assert (n["reference_at"] == "main setting").all()  # twobp was not swept: its main runs
+    # fake shifts: none -0.2, item_mean 0, per_epoch_matched +0.05 against twobp's 0 -> Δ = shift
+    assert n.loc[("toy", "per_epoch_matched"), "delta"] == pytest.approx(0.05, abs=0.02)
+    assert n.loc[("toy", "none"), "ci_high"] < 0
+    np.testing.assert_allclose(n["p_users_holm"], significance.holm(n["p_users"].to_numpy(float)))
+    assert "(main)" in t.cells["twobp"].iloc[0] and "Holm" in t.caption
