@@ -15,9 +15,9 @@ by epoch 20 (published: 0.129).
 
 from dataclasses import dataclass
 
-from onebp.methods.onebp import compose
 from onebp.methods.registry import Method, register
 from onebp.methods.search_space import LEARNING_RATE, WEIGHT_DECAY, LogUniform
+from onebp.model.compose import compose
 from onebp.model.losses import BPR
 
 #: ML-100K (ours): ego_l2 by validation NDCG@20 on the ML-100K random split (seed 0): 1e-5 0.209,

@@ -5,7 +5,7 @@ One-Class Collaborative Filtering. SIGIR 2021.
 
 Online MF tables + a linear predictor q trained by ``(2 − 2cos(q(u), ξ_i)) + (2 − 2cos(q(i), ξ_u))``
 against a target MF that starts as a copy and follows the online tables by momentum
-``ξ ← τξ + (1−τ)θ`` (τ = 0.995) after every step (``onebp.model.updates.MomentumTarget``); ranking by
+``ξ ← τξ + (1−τ)θ`` (τ = 0.995) after every step (``onebp.model.momentum.MomentumTarget``); ranking by
 ``q(u)·i + u·q(i)`` (online side). The target's moving average is the closest relative of OneBP's
 non-gradient user update. Official settings (author code, ``main.py``): Adam lr 1e-3 with weight
 decay 1e-4 on every trained parameter (predictor included), batch 1024, dim 250 (32 on ML-100K
@@ -19,9 +19,9 @@ from onebp.methods.registry import Method, register
 from onebp.methods.search_space import LEARNING_RATE, WEIGHT_DECAY, Uniform
 from onebp.model.encoders import BootstrapMF
 from onebp.model.losses import BootstrapLoss
+from onebp.model.momentum import MomentumTarget
 from onebp.model.samplers import InBatchNegatives
 from onebp.model.two_tower import TwoTowerModel
-from onebp.model.updates import MomentumTarget
 
 
 @dataclass

@@ -13,9 +13,9 @@ Ranking uses the raw dot product, as the official ``full_sort_predict``.
 from dataclasses import dataclass
 from typing import Literal
 
-from onebp.methods.onebp import compose
 from onebp.methods.registry import Method, register
 from onebp.methods.search_space import LEARNING_RATE, WEIGHT_DECAY, LogUniform
+from onebp.model.compose import compose
 from onebp.model.losses import DirectAU
 
 #: ML-100K: the best on validation NDCG@20 of the official grid (γ {0.2, 0.5, 1, 2} × weight decay

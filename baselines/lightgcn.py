@@ -16,9 +16,9 @@ paper's 32 so that all methods compare at one size.
 
 from dataclasses import dataclass
 
-from onebp.methods.onebp import compose
 from onebp.methods.registry import Method, register
 from onebp.methods.search_space import LEARNING_RATE, IntRange, LogUniform
+from onebp.model.compose import compose
 from onebp.model.losses import BPR
 
 

@@ -20,9 +20,10 @@ only the item tower by gradient, so the loss must contain a positive term that p
 
 from dataclasses import dataclass
 
-from onebp.methods.onebp import CITATION, ONEBP_SPACE, PAPER_DEFAULTS, compose
+from onebp.methods.onebp import CITATION, ONEBP_SPACE, PAPER_DEFAULTS
 from onebp.methods.registry import Method, register
 from onebp.methods.search_space import IntRange, LogUniform
+from onebp.model.compose import compose
 from onebp.model.losses import BPR, DirectAU, InfoNCE
 
 FAST = {"lr": 0.01, "l2": 0.0, "batch_size": 128, "beta": 0.9}

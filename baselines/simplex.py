@@ -25,9 +25,9 @@ ML-100K (1,682 items) has its own settings (see ``ML100K``).
 
 from dataclasses import dataclass
 
-from onebp.methods.onebp import compose
 from onebp.methods.registry import Method, register
 from onebp.methods.search_space import LEARNING_RATE, WEIGHT_DECAY, LogUniform, Uniform
+from onebp.model.compose import compose
 from onebp.model.encoders import HistoryAggregation
 from onebp.model.losses import CosineContrastive
 

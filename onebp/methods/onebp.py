@@ -9,17 +9,12 @@ loss (InfoNCE, temperature τ) are built by the same function from the same sett
 
 from __future__ import annotations
 
-from typing import Any
-
-from torch import nn
-
 from onebp.methods.search_space import LEARNING_RATE, ONEBP_BETA, TEMPERATURE, WEIGHT_DECAY
 from onebp.methods.spec import Method
-from onebp.model.encoders import MF, LightGCN
+from onebp.model.compose import compose
 from onebp.model.losses import InfoNCE
-from onebp.model.samplers import InBatchNegatives, UniformNegatives
+from onebp.model.samplers import UniformNegatives
 from onebp.model.two_tower import BuildContext, TwoTowerModel
-from onebp.model.updates import Backprop, OneBP
 
 CITATION = (
     "Chen, E. and Wang, J. One Backpropagation in Two Tower Recommendation Models. "
@@ -41,57 +36,6 @@ PAPER_DEFAULTS = {
 ONEBP_SPACE = {"lr": LEARNING_RATE, "l2": WEIGHT_DECAY, "temperature": TEMPERATURE, "beta": ONEBP_BETA}
 TWOBP_SPACE = {k: v for k, v in ONEBP_SPACE.items() if k != "beta"}
 
-
-def make_encoder(ctx: BuildContext, name: str, **kwargs: Any) -> nn.Module:
-    """A shared encoder by name: ``"mf"`` or ``"lightgcn"`` (``n_layers=``), dim from the config."""
-    cfg = ctx.config
-    if name == "mf":
-        return MF(ctx.n_users, ctx.n_items, cfg.dim, ctx.generator, ctx.device)
-    if name == "lightgcn":
-        return LightGCN(ctx.n_users, ctx.n_items, cfg.dim, ctx.generator, ctx.device, ctx.graph, **kwargs)
-    raise ValueError(f"unknown encoder {name!r}: expected mf or lightgcn (or pass a module)")
-
-
-def compose(
-    ctx: BuildContext,
-    encoder: str | nn.Module = "mf",
-    loss: Any = None,
-    update: str = "backprop",
-    sampler: Any = "uniform",
-    score: str = "dot",
-    batch_l2: float = 0.0,
-    **encoder_kwargs: Any,
-) -> TwoTowerModel:
-    """A two-tower model from the four modules, with the shared settings of ``ctx.config``.
-
-    * ``encoder``: a name for :func:`make_encoder` or a built module (user table + item tower);
-    * ``loss``: a loss object (``onebp.model.losses``); default InfoNCE(temperature);
-    * ``update``: ``"backprop"`` (TwoBP) or ``"onebp"`` (beta, aggregation, duplicate_users);
-    * ``sampler``: ``"uniform"`` (n_negatives per row; ``"inbatch"`` when n_negatives is 0),
-      ``"inbatch"`` (no sampled negatives) or a sampler object;
-    * ``score``: ``"dot"`` or ``"cosine"`` ranking; ``batch_l2``: LightGCN-style penalty on the
-      batch's raw embeddings (added to the loss; turns the fused path off).
-    """
-    cfg = ctx.config
-    if isinstance(encoder, str):
-        encoder = make_encoder(ctx, encoder, **encoder_kwargs)
-    if sampler == "uniform" and cfg.n_negatives == 0:
-        sampler = "inbatch"
-    if sampler == "uniform":
-        sampler = UniformNegatives(ctx.train, cfg.n_negatives, replace=cfg.negatives_replace)
-    elif sampler == "inbatch":
-        sampler = InBatchNegatives()
-    if loss is None:
-        loss = InfoNCE(cfg.temperature)
-    if update == "onebp":
-        strategy = OneBP(encoder, loss, cfg.lr, cfg.l2, cfg.fused, cfg.batch_size, beta=cfg.beta,
-                         aggregation=cfg.aggregation, duplicate_users=cfg.duplicate_users,
-                         batch_l2=batch_l2)
-    elif update == "backprop":
-        strategy = Backprop(encoder, loss, cfg.lr, cfg.l2, cfg.fused, cfg.batch_size, batch_l2=batch_l2)
-    else:
-        raise ValueError(f"unknown update {update!r}: expected backprop or onebp")
-    return TwoTowerModel(encoder, sampler, strategy, score=score)
 
 
 def build_mf_infonce(ctx: BuildContext, update: str) -> TwoTowerModel:

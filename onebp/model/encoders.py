@@ -247,7 +247,7 @@ class BootstrapMF(nn.Module):
     """BUIR's encoders (Lee et al., SIGIR 2021): online and target MF tables plus a linear predictor.
 
     The target starts as a copy of the online tables and never gets a gradient; it follows the
-    online tables by a momentum update (``onebp.model.updates.MomentumTarget``). Scoring uses the online
+    online tables by a momentum update (``onebp.model.momentum.MomentumTarget``). Scoring uses the online
     side only: ``s(u, i) = q(e_u)·e_i + e_u·q(e_i)`` — i.e. user vector ``[q(e_u), e_u]`` dotted with
     item vector ``[e_i, q(e_i)]``, so the generic dot-product evaluation applies.
 

@@ -134,7 +134,7 @@ class CosineContrastive:
 
 class BootstrapLoss:
     """BUIR's loss: ``mean_b [(2 − 2cos(q(u), ξ_i)) + (2 − 2cos(q(i), ξ_u))]`` (online predictions
-    against the other side's target vectors; see ``onebp.model.updates.MomentumTarget``)."""
+    against the other side's target vectors; see ``onebp.model.momentum.MomentumTarget``)."""
 
     def __call__(self, u_pred, u_target, i_pred, i_target):
         cos_ui = (F.normalize(u_pred, dim=-1) * F.normalize(i_target, dim=-1)).sum(-1)

@@ -11,8 +11,8 @@ import textwrap
 import pytest
 
 from onebp.methods import conformance as C
-from onebp.methods.onebp import compose
 from onebp.methods.registry import Method, discover, get_method, method_names, register, unregister
+from onebp.model.compose import compose
 from onebp.model.losses import BPR
 
 METHODS = method_names()
@@ -87,7 +87,7 @@ DROP_IN = textwrap.dedent('''
     from dataclasses import dataclass
 
     from onebp.model.losses import BPR
-    from onebp.methods.onebp import compose
+    from onebp.model.compose import compose
     from onebp.methods.registry import Method, register
 
 

@@ -11,8 +11,8 @@ import torch
 from onebp.config import resolve_config
 from onebp.data.split_format import load_split
 from onebp.methods.registry import get_method
+from onebp.model.aggregation import AGGREGATIONS, item_mean_users, moving_aggregation, per_epoch_aggregation
 from onebp.model.interactions import UserItems
-from onebp.model.updates import AGGREGATIONS, item_mean_users, moving_aggregation, per_epoch_aggregation
 from onebp.training.trainer import Trainer
 
 FAST = {"epochs": 6, "eval_every": 3, "batch_size": 128, "dim": 8, "lr": 0.01, "threads": 1,

@@ -10,7 +10,7 @@ from onebp.methods.one_shot import EASE
 from onebp.model.encoders import GraphSpec, LightGCN, normalized_adjacency
 from onebp.model.interactions import UserItems
 from onebp.model.losses import CosineContrastive, DirectAU
-from onebp.model.updates import momentum_update
+from onebp.model.momentum import momentum_update
 
 
 def test_directau_uniformity_equals_the_pdist_formula():

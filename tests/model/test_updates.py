@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+from onebp.model.aggregation import aggregation_plan, moving_aggregation, per_epoch_aggregation
 from onebp.model.encoders import MF
 from onebp.model.interactions import UserItems
 from onebp.model.losses import BPR, InfoNCE
-from onebp.model.updates import Backprop, OneBP, aggregation_plan, moving_aggregation, per_epoch_aggregation
+from onebp.model.updates import Backprop, OneBP
 
 BETA = 0.99
 
@@ -160,7 +161,7 @@ def test_per_epoch_aggregation_uses_mean_of_train_items():
 
 
 def test_direct_fused_adam_step_is_bitwise_optimizer_step():
-    from onebp.model.updates import adam_step, make_adam
+    from onebp.model.optimizer import adam_step, make_adam
 
     g = torch.Generator().manual_seed(0)
     a = torch.nn.Parameter(torch.randn(7, 3, generator=g))
