@@ -202,14 +202,3 @@ def validate_split(split: Split, where: str | None = None) -> None:
                     f"{label}: parts {names[a]!r} and {names[b]!r} share {len(common)} pairs, "
                     f"e.g. user {u} item {i}"
                 )
-
-
-def csr_from_pairs(pairs: np.ndarray, n_users: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-user sorted item lists as CSR ``(indptr, indices)`` (numpy int64)."""
-    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
-    order = np.lexsort((pairs[:, 1], pairs[:, 0]))
-    users, items = pairs[order, 0], pairs[order, 1]
-    indptr = np.zeros(n_users + 1, dtype=np.int64)
-    np.cumsum(np.bincount(users, minlength=n_users), out=indptr[1:])
-    return indptr, items
-

@@ -7,7 +7,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from onebp.data.split_format import csr_from_pairs
+
+def csr_from_pairs(pairs: np.ndarray, n_users: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-user sorted item lists as CSR ``(indptr, indices)`` (numpy int64)."""
+    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    order = np.lexsort((pairs[:, 1], pairs[:, 0]))
+    users, items = pairs[order, 0], pairs[order, 1]
+    indptr = np.zeros(n_users + 1, dtype=np.int64)
+    np.cumsum(np.bincount(users, minlength=n_users), out=indptr[1:])
+    return indptr, items
 
 
 @dataclass

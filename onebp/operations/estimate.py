@@ -364,7 +364,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_estimate(args: argparse.Namespace) -> int:
     from onebp.methods.registry import discover
-    from onebp.training.trainer import select_device
+    from onebp.training.device import select_device
 
     discover()
     data = {}

@@ -26,7 +26,7 @@ Lock scope. Lock files are node-local, per user and, inside a SLURM job, per all
 (``slurm-<SLURM_JOB_ID>/``): two allocations on one node may both see their own GPU as device 0,
 and must not serialise each other. Kubernetes pods have their own ``/tmp``.
 
-A job that holds a GPU slot is told so (``ONEBP_GPU_SLOT=<device>``): the trainer then refuses to
+A job that holds a GPU slot is told so (``ONEBP_GPU_SLOT=<device>``, ``onebp.training.device``): the trainer then refuses to
 run on the CPU when CUDA turns out to be unavailable (a CPU-only torch on a GPU node, a broken
 driver) instead of silently taking days on the wrong device.
 """
@@ -48,10 +48,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from onebp.errors import UserError
+from onebp.training.device import SLOT_ENV  # the slot contract lives with its reader, the trainer
 
 SCHEDULER_MARKERS = ("SLURM_JOB_ID", "KUBERNETES_SERVICE_HOST")
 JOBS_PER_DEVICE_ENV = "ONEBP_GPU_JOBS_PER_DEVICE"
-SLOT_ENV = "ONEBP_GPU_SLOT"
 
 
 def default_slots_dir(env: Mapping[str, str] | None = None) -> Path:
@@ -229,12 +229,6 @@ def jobs_per_device_from(env: Mapping[str, str], given: int | None) -> int:
     if value < 1:
         raise UserError(f"gpu-run: jobs per device must be >= 1, not {value}")
     return value
-
-
-def held_gpu_slot(env: Mapping[str, str] | None = None) -> str | None:
-    """The device this process was given by ``gpu-run`` (None: none, or told to use the CPU)."""
-    value = (os.environ if env is None else env).get(SLOT_ENV)
-    return value if value and value != "cpu" else None
 
 
 def run(cmd: list[str], slots_dir: Path | None = None, timeout: float | None = None,

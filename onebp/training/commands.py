@@ -62,13 +62,25 @@ def cmd_methods(args: argparse.Namespace) -> int:
     return 0
 
 
+def read_params_file(path: str | Path) -> dict[str, Any]:
+    """Settings from a JSON file: a tuning ``best.json`` (its ``params``) or a plain object."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"--params-file {path}: {exc}") from None
+    if isinstance(data, dict) and isinstance(data.get("params"), dict):
+        data = data["params"]
+    if not isinstance(data, dict):
+        raise UserError(f"--params-file {path}: expected a JSON object of settings (or a best.json)")
+    return data
+
+
 def _config(args: argparse.Namespace, split_name: str) -> tuple[Any, TrainConfig]:
     discover(args.baselines)
     method = get_method(args.method)
     overrides: dict[str, Any] = {}
     if getattr(args, "params_file", None):
-        from onebp.tuning.trials import read_params_file
-
         overrides.update(read_params_file(args.params_file))
     overrides.update(parse_assignments(args.set))
     cfg = resolve_config(method.name, method.params, method.defaults, split_name, overrides)

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -48,13 +47,14 @@ from onebp.model.interactions import UserItems
 from onebp.model.two_tower import BuildContext
 from onebp.training.checkpoint import NON_RESULT_KEYS, Checkpointer, load_model_weights, model_weights
 from onebp.training.curve_log import CurveLog, curve_columns
+from onebp.training.device import select_device
 from onebp.training.evaluate import RankingMetrics, full_ranking_metrics
 from onebp.training.run_record import run_record
 from onebp.training.selection import TrainState
 from onebp.training.timing import EpochTimer, GpuPeaks, PhaseTimer, peak_memory_mb
 
 __all__ = ["NON_RESULT_KEYS", "Data", "ForbiddenTestAccess", "Trainer", "TrainingDiverged", "derive_seed",
-           "peak_memory_mb", "run_seeds", "select_device"]
+           "peak_memory_mb", "run_seeds"]
 
 
 class TrainingDiverged(UserError):
@@ -84,31 +84,6 @@ def seeded_generators(cfg: TrainConfig, device: torch.device
     seeds = run_seeds(cfg.dataset, cfg.seed)
     init = torch.Generator(device=device).manual_seed(seeds["init"])
     return seeds, init, torch.Generator(device=device).manual_seed(seeds["sampling"])
-
-
-def select_device(spec: str) -> torch.device:
-    """The training device. ``auto``: CUDA if available, else the CPU — except in a job that holds a
-    GPU slot (``onebp gpu-run``), which fails rather than silently training on the CPU. A CUDA
-    device always carries its index (``cuda:0``, never bare ``cuda``), so devices compare equal."""
-    from onebp.operations.gpu_slots import held_gpu_slot
-
-    if spec == "auto":
-        slot = held_gpu_slot()
-        # ONEBP_FAKE_GPUS=1: the slots are fakes (tests of the lock mechanics on a CPU machine)
-        if slot is not None and not torch.cuda.is_available() and os.environ.get("ONEBP_FAKE_GPUS") != "1":
-            raise UserError(
-                f"this job holds GPU slot {slot!r} (onebp gpu-run set CUDA_VISIBLE_DEVICES={slot}) but "
-                f"torch {torch.__version__} sees no CUDA device (a CPU-only torch build, or a driver "
-                "problem); refusing to run on the CPU instead — fix the installation, or give the job "
-                "no GPU (resources gpu: 0, which runs it on the CPU explicitly)"
-            )
-        spec = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(spec)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"setting device={spec!r} but CUDA is not available here")
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", torch.cuda.current_device())
-    return device
 
 
 def count_batches(n: int, cfg: TrainConfig) -> int:

@@ -205,20 +205,6 @@ def summarize(method: str, dataset: str, space_keys: Sequence[str], trial_dirs: 
     return record
 
 
-def read_params_file(path: str | Path) -> dict[str, Any]:
-    """Settings from a JSON file: a tuning ``best.json`` (its ``params``) or a plain object."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"--params-file {path}: {exc}") from None
-    if isinstance(data, dict) and isinstance(data.get("params"), dict):
-        data = data["params"]
-    if not isinstance(data, dict):
-        raise UserError(f"--params-file {path}: expected a JSON object of settings (or a best.json)")
-    return data
-
-
 # -- per method ---------------------------------------------------------------------------------------
 def method_trials(method: Any, dataset: str, overrides: Mapping[str, Any], budget: TuningBudget
                   ) -> list[dict[str, Any]]:

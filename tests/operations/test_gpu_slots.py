@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from onebp.operations import gpu_slots
+from onebp.training.device import held_gpu_slot
 
 CHILD = """
 import os, sys, time
@@ -114,9 +115,9 @@ def test_lock_scope_per_slurm_allocation(tmp_path: Path) -> None:
 
 
 def test_held_slot_is_reported() -> None:
-    assert gpu_slots.held_gpu_slot({"ONEBP_GPU_SLOT": "1"}) == "1"
-    assert gpu_slots.held_gpu_slot({"ONEBP_GPU_SLOT": "cpu"}) is None
-    assert gpu_slots.held_gpu_slot({}) is None
+    assert held_gpu_slot({"ONEBP_GPU_SLOT": "1"}) == "1"
+    assert held_gpu_slot({"ONEBP_GPU_SLOT": "cpu"}) is None
+    assert held_gpu_slot({}) is None
 
 
 def test_try_acquire_in_process(tmp_path: Path) -> None:
@@ -224,7 +225,7 @@ def test_scheduler_allocation_spreads_jobs(tmp_path: Path) -> None:
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
 def test_job_with_a_gpu_slot_refuses_the_cpu(monkeypatch) -> None:
     from onebp.errors import UserError
-    from onebp.training.trainer import select_device
+    from onebp.training.device import select_device
 
     monkeypatch.setenv("ONEBP_GPU_SLOT", "0")
     with pytest.raises(UserError, match="holds GPU slot '0'.*refusing to run on the CPU"):
@@ -248,7 +249,7 @@ def test_same_device_compares_type_and_index() -> None:
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
 def test_fake_gpus_may_train_on_the_cpu(monkeypatch) -> None:
-    from onebp.training.trainer import select_device
+    from onebp.training.device import select_device
 
     monkeypatch.setenv("ONEBP_GPU_SLOT", "0")
     monkeypatch.setenv("ONEBP_FAKE_GPUS", "1")  # tests of the lock mechanics (the smoke workflow)
