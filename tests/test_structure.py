@@ -226,6 +226,24 @@ def test_every_new_module_imports(name):
     assert importlib.import_module(name).__doc__
 
 
+SUBPACKAGES = ("model", "methods", "training", "tuning", "operations")
+
+
+@pytest.mark.parametrize("package", SUBPACKAGES)
+def test_each_package_names_its_public_surface_and_loads_nothing_on_import(package):
+    name = f"onebp.{package}"
+    loaded = loaded_after(f"import {name}")
+    assert not [m for m in loaded if m.startswith(name + ".")] and "torch" not in loaded
+    module = importlib.import_module(name)
+    assert module.__doc__ and module.__all__
+    for public in module.__all__:
+        assert getattr(module, public) is not None
+        # a name that is also a submodule's would be shadowed by the module once that is imported
+        assert not (PACKAGE / package / f"{public}.py").exists(), f"{name}.{public} is also a module"
+    with pytest.raises(AttributeError):
+        module.no_such_name  # noqa: B018 (the attribute access is the test)
+
+
 def test_no_two_source_files_share_a_name_unless_same_kind():
     same_kind = {"__init__.py", "__main__.py", "cli.py"}
     counts = Counter(p.name for p in PACKAGE.rglob("*.py") if p.name not in same_kind)
