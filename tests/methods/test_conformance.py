@@ -196,3 +196,15 @@ def test_missing_state_restore_fails_the_checkpoint_check(temporary, split):
     m = temporary("tmp-no-restore", build)
     with pytest.raises(AssertionError, match="does not restore the scores"):
         C.check_checkpoint(m, split)
+
+
+def test_same_device_compares_type_and_index() -> None:
+    import torch
+
+    from onebp.methods.conformance import same_device
+
+    assert same_device(torch.device("cuda:0"), torch.device("cuda")) if not torch.cuda.is_available() \
+        else same_device(torch.device(f"cuda:{torch.cuda.current_device()}"), torch.device("cuda"))
+    assert not same_device(torch.device("cuda:1"), torch.device("cuda:0"))
+    assert not same_device(torch.device("cpu"), torch.device("cuda:0"))
+    assert same_device(torch.device("cpu"), torch.device("cpu"))

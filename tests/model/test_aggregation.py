@@ -1,6 +1,7 @@
-"""The user-update ablations (``aggregation`` = none | item_mean | per_epoch_matched | per_epoch):
-the control never touches users, the no-memory variant is the mean of the items, the matched
-per-epoch step is deg(u) per-batch steps toward a constant target."""
+"""OneBP's user update: the moving aggregation is exact (rows applied in order, the duplicate-user
+modes, a whole epoch's plan), and its ablations (``aggregation`` = none | item_mean |
+per_epoch_matched | per_epoch): the control never touches users, the no-memory variant is the mean of
+the items, the matched per-epoch step is deg(u) per-batch steps toward a constant target."""
 
 from __future__ import annotations
 
@@ -11,10 +12,17 @@ import torch
 from onebp.config import resolve_config
 from onebp.data.split_format import load_split
 from onebp.methods.registry import get_method
-from onebp.model.aggregation import AGGREGATIONS, item_mean_users, moving_aggregation, per_epoch_aggregation
+from onebp.model.aggregation import (
+    AGGREGATIONS,
+    aggregation_plan,
+    item_mean_users,
+    moving_aggregation,
+    per_epoch_aggregation,
+)
 from onebp.model.interactions import UserItems
 from onebp.training.trainer import Trainer
 
+BETA = 0.99
 FAST = {"epochs": 6, "eval_every": 3, "batch_size": 128, "dim": 8, "lr": 0.01, "threads": 1,
         "protocol": "paper"}
 
@@ -105,3 +113,59 @@ def test_ablations_train_and_differ_from_onebp(tiny_split_dir, aggregation) -> N
     base = trainer(tiny_split_dir).fit()["best_on_test"]["ndcg@20"]
     other = trainer(tiny_split_dir, aggregation=aggregation).fit()["best_on_test"]["ndcg@20"]
     assert np.isfinite(other) and other != base
+
+
+def reference_sequential(table, users, targets, beta):
+    out = table.clone()
+    for u, t in zip(users.tolist(), targets, strict=True):
+        out[u] = beta * out[u] + (1 - beta) * t
+    return out
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_sequential_aggregation_equals_rows_applied_in_order(seed):
+    g = torch.Generator().manual_seed(seed)
+    table = torch.randn(5, 3, generator=g)
+    users = torch.randint(5, (12,), generator=g)  # duplicates guaranteed
+    targets = torch.randn(12, 3, generator=g)
+    expected = reference_sequential(table, users, targets, BETA)
+    moving_aggregation(table, users, targets, BETA, "sequential")
+    torch.testing.assert_close(table, expected, rtol=1e-6, atol=1e-7)
+
+
+def test_mean_and_official_duplicate_modes():
+    table = torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, 2.0]])
+    users = torch.tensor([0, 1, 0, 0])
+    targets = torch.tensor([[3.0, 0.0], [0.0, 5.0], [0.0, 3.0], [6.0, 6.0]])
+    mean = table.clone()
+    moving_aggregation(mean, users, targets, 0.5, "mean")
+    # user 0: 0.5*[1,0] + 0.5*mean([3,0],[0,3],[6,6]) = [0.5,0] + 0.5*[3,3] = [2.0, 1.5]
+    torch.testing.assert_close(mean, torch.tensor([[2.0, 1.5], [0.0, 3.0], [2.0, 2.0]]))
+    official = table.clone()
+    moving_aggregation(official, users, targets, 0.5, "official")
+    # last writer of user 0 is row 3: 0.5*[1,0] + 0.5*[6,6] = [3.5, 3]
+    torch.testing.assert_close(official, torch.tensor([[3.5, 3.0], [0.0, 3.0], [2.0, 2.0]]))
+
+
+def test_plan_over_an_epoch_equals_per_batch_aggregation():
+    g = torch.Generator().manual_seed(3)
+    users = torch.randint(7, (50,), generator=g)
+    targets = torch.randn(50, 4, generator=g)
+    for mode in ("sequential", "mean", "official"):
+        a = torch.randn(7, 4, generator=torch.Generator().manual_seed(1))
+        b = a.clone()
+        plan = aggregation_plan(users, 8, 7, BETA, mode)
+        for batch in range(7):  # 6 full batches + one partial batch of 2 rows
+            sl = slice(batch * 8, (batch + 1) * 8)
+            plan.apply(batch, a, users[sl], targets[sl])
+            moving_aggregation(b, users[sl], targets[sl], BETA, mode)
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_per_epoch_aggregation_uses_mean_of_train_items():
+    table = torch.tensor([[1.0, 1.0], [2.0, 0.0], [5.0, 5.0]])
+    items = torch.tensor([[0.0, 2.0], [4.0, 0.0], [1.0, 1.0]])
+    train = UserItems.from_pairs(np.array([[0, 0], [0, 1], [1, 2]]), 3, 3)
+    per_epoch_aggregation(table, items, train, 0.5)
+    # user 0: 0.5*[1,1] + 0.5*mean([0,2],[4,0]) = [0.5,0.5]+[1,0.5]; user 2 has no items: unchanged
+    torch.testing.assert_close(table, torch.tensor([[1.5, 1.0], [1.5, 0.5], [5.0, 5.0]]))

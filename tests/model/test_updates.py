@@ -1,16 +1,14 @@
-"""OneBP / TwoBP update arithmetic: exact moving aggregation, no user gradient, fused == autograd."""
+"""OneBP / TwoBP update strategies: no user gradient under OneBP, users moved toward the updated items,
+fused gradients == autograd."""
 
 from __future__ import annotations
 
 import copy
 
-import numpy as np
 import pytest
 import torch
 
-from onebp.model.aggregation import aggregation_plan, moving_aggregation, per_epoch_aggregation
 from onebp.model.encoders import MF
-from onebp.model.interactions import UserItems
 from onebp.model.losses import BPR, InfoNCE
 from onebp.model.updates import Backprop, OneBP
 
@@ -20,53 +18,6 @@ BETA = 0.99
 def make_encoder(n_users=6, n_items=9, dim=4, seed=0) -> MF:
     g = torch.Generator().manual_seed(seed)
     return MF(n_users, n_items, dim, g, torch.device("cpu"))
-
-
-def reference_sequential(table, users, targets, beta):
-    out = table.clone()
-    for u, t in zip(users.tolist(), targets, strict=True):
-        out[u] = beta * out[u] + (1 - beta) * t
-    return out
-
-
-@pytest.mark.parametrize("seed", range(5))
-def test_sequential_aggregation_equals_rows_applied_in_order(seed):
-    g = torch.Generator().manual_seed(seed)
-    table = torch.randn(5, 3, generator=g)
-    users = torch.randint(5, (12,), generator=g)  # duplicates guaranteed
-    targets = torch.randn(12, 3, generator=g)
-    expected = reference_sequential(table, users, targets, BETA)
-    moving_aggregation(table, users, targets, BETA, "sequential")
-    torch.testing.assert_close(table, expected, rtol=1e-6, atol=1e-7)
-
-
-def test_mean_and_official_duplicate_modes():
-    table = torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, 2.0]])
-    users = torch.tensor([0, 1, 0, 0])
-    targets = torch.tensor([[3.0, 0.0], [0.0, 5.0], [0.0, 3.0], [6.0, 6.0]])
-    mean = table.clone()
-    moving_aggregation(mean, users, targets, 0.5, "mean")
-    # user 0: 0.5*[1,0] + 0.5*mean([3,0],[0,3],[6,6]) = [0.5,0] + 0.5*[3,3] = [2.0, 1.5]
-    torch.testing.assert_close(mean, torch.tensor([[2.0, 1.5], [0.0, 3.0], [2.0, 2.0]]))
-    official = table.clone()
-    moving_aggregation(official, users, targets, 0.5, "official")
-    # last writer of user 0 is row 3: 0.5*[1,0] + 0.5*[6,6] = [3.5, 3]
-    torch.testing.assert_close(official, torch.tensor([[3.5, 3.0], [0.0, 3.0], [2.0, 2.0]]))
-
-
-def test_plan_over_an_epoch_equals_per_batch_aggregation():
-    g = torch.Generator().manual_seed(3)
-    users = torch.randint(7, (50,), generator=g)
-    targets = torch.randn(50, 4, generator=g)
-    for mode in ("sequential", "mean", "official"):
-        a = torch.randn(7, 4, generator=torch.Generator().manual_seed(1))
-        b = a.clone()
-        plan = aggregation_plan(users, 8, 7, BETA, mode)
-        for batch in range(7):  # 6 full batches + one partial batch of 2 rows
-            sl = slice(batch * 8, (batch + 1) * 8)
-            plan.apply(batch, a, users[sl], targets[sl])
-            moving_aggregation(b, users[sl], targets[sl], BETA, mode)
-        torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
 def one_batch(strategy, users, pos, neg):
@@ -149,29 +100,3 @@ def test_value_and_grad_matches_autograd_of_the_loss(loss):
     ref.backward()
     torch.testing.assert_close(value, ref.detach())
     torch.testing.assert_close(grad, scores.grad)
-
-
-def test_per_epoch_aggregation_uses_mean_of_train_items():
-    table = torch.tensor([[1.0, 1.0], [2.0, 0.0], [5.0, 5.0]])
-    items = torch.tensor([[0.0, 2.0], [4.0, 0.0], [1.0, 1.0]])
-    train = UserItems.from_pairs(np.array([[0, 0], [0, 1], [1, 2]]), 3, 3)
-    per_epoch_aggregation(table, items, train, 0.5)
-    # user 0: 0.5*[1,1] + 0.5*mean([0,2],[4,0]) = [0.5,0.5]+[1,0.5]; user 2 has no items: unchanged
-    torch.testing.assert_close(table, torch.tensor([[1.5, 1.0], [1.5, 0.5], [5.0, 5.0]]))
-
-
-def test_direct_fused_adam_step_is_bitwise_optimizer_step():
-    from onebp.model.optimizer import adam_step, make_adam
-
-    g = torch.Generator().manual_seed(0)
-    a = torch.nn.Parameter(torch.randn(7, 3, generator=g))
-    b = torch.nn.Parameter(a.detach().clone())
-    opt_a, opt_b = make_adam([a], 0.01, 1e-3), make_adam([b], 0.01, 1e-3)
-    for _ in range(5):
-        grad = torch.randn(7, 3, generator=g)
-        a.grad, b.grad = grad.clone(), grad.clone()
-        opt_a.step()
-        adam_step(opt_b)
-    assert torch.equal(a, b)
-    assert torch.equal(opt_a.state[a]["exp_avg_sq"], opt_b.state[b]["exp_avg_sq"])
-    assert opt_a.state[a]["step"] == opt_b.state[b]["step"] == 5

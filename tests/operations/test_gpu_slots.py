@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from onebp.operations import gpu_slots
-from onebp.training.device import held_gpu_slot
 
 CHILD = """
 import os, sys, time
@@ -112,12 +111,6 @@ def test_lock_scope_per_slurm_allocation(tmp_path: Path) -> None:
     base = {"ONEBP_GPU_SLOTS_DIR": str(tmp_path)}
     assert gpu_slots.default_slots_dir(base) == tmp_path
     assert gpu_slots.default_slots_dir({**base, "SLURM_JOB_ID": "42"}) == tmp_path / "slurm-42"
-
-
-def test_held_slot_is_reported() -> None:
-    assert held_gpu_slot({"ONEBP_GPU_SLOT": "1"}) == "1"
-    assert held_gpu_slot({"ONEBP_GPU_SLOT": "cpu"}) is None
-    assert held_gpu_slot({}) is None
 
 
 def test_try_acquire_in_process(tmp_path: Path) -> None:
@@ -220,37 +213,3 @@ def test_scheduler_allocation_spreads_jobs(tmp_path: Path) -> None:
     for p in procs:
         assert p.wait(timeout=60) == 0, p.stderr.read()
     assert sorted((tmp_path / f"s{i}").read_text().split()[0] for i in range(2)) == ["0", "1"]
-
-
-@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
-def test_job_with_a_gpu_slot_refuses_the_cpu(monkeypatch) -> None:
-    from onebp.errors import UserError
-    from onebp.training.device import select_device
-
-    monkeypatch.setenv("ONEBP_GPU_SLOT", "0")
-    with pytest.raises(UserError, match="holds GPU slot '0'.*refusing to run on the CPU"):
-        select_device("auto")
-    assert select_device("cpu").type == "cpu"  # an explicit device=cpu is the user's choice
-    monkeypatch.setenv("ONEBP_GPU_SLOT", "cpu")  # gpu-run --slots 0, or no GPU on the machine
-    assert select_device("auto").type == "cpu"
-
-
-def test_same_device_compares_type_and_index() -> None:
-    import torch
-
-    from onebp.methods.conformance import same_device
-
-    assert same_device(torch.device("cuda:0"), torch.device("cuda")) if not torch.cuda.is_available() \
-        else same_device(torch.device(f"cuda:{torch.cuda.current_device()}"), torch.device("cuda"))
-    assert not same_device(torch.device("cuda:1"), torch.device("cuda:0"))
-    assert not same_device(torch.device("cpu"), torch.device("cuda:0"))
-    assert same_device(torch.device("cpu"), torch.device("cpu"))
-
-
-@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
-def test_fake_gpus_may_train_on_the_cpu(monkeypatch) -> None:
-    from onebp.training.device import select_device
-
-    monkeypatch.setenv("ONEBP_GPU_SLOT", "0")
-    monkeypatch.setenv("ONEBP_FAKE_GPUS", "1")  # tests of the lock mechanics (the smoke workflow)
-    assert select_device("auto").type == "cpu"

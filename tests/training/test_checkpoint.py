@@ -16,6 +16,7 @@ from onebp.errors import UserError
 from onebp.methods.registry import get_method
 from onebp.training import checkpoint as ckpt_module
 from onebp.training.checkpoint import Checkpointer
+from onebp.training.selection import TrainState
 from onebp.training.trainer import Trainer
 
 FAST = {"epochs": 12, "eval_every": 1, "batch_size": 128, "dim": 16, "lr": 0.01, "threads": 1,
@@ -134,3 +135,46 @@ def test_curve_is_live_and_consistent_after_resume(split, tmp_path, monkeypatch)
     want = read_curve(tmp_path / "full" / "curve.csv")
     for key in ("loss", "valid/ndcg@20"):
         assert [r[key] for r in rows] == [r[key] for r in want]
+
+# -- the Checkpointer on its own (no trainer) ------------------------------------------------------
+
+def cfg(**overrides):
+    return resolve_config("onebp", None, {}, "tiny", {"dim": 4, **overrides})
+
+
+class Tiny(torch.nn.Module):
+    def __init__(self, value: float) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.full((3,), value))
+
+
+
+def test_checkpoint_round_trip_restores_model_rng_and_state(tmp_path):
+    c = cfg()
+    model, gen = Tiny(3.0), torch.Generator().manual_seed(7)
+    st = TrainState(epoch=4, best_value=0.5, best_epoch=2, curve=[{"epoch": 1, "loss": 1.0}])
+    Checkpointer(tmp_path, c).save(model, gen, st)
+    expected_draw = torch.rand(2, generator=gen)
+
+    model2, gen2 = Tiny(0.0), torch.Generator().manual_seed(99)
+    restored = Checkpointer(tmp_path, c).resume(model2, gen2)
+    assert restored == st
+    assert torch.equal(model2.w, model.w)
+    assert torch.equal(torch.rand(2, generator=gen2), expected_draw)
+
+
+def test_checkpoint_refuses_other_result_settings_but_not_thread_count(tmp_path):
+    Checkpointer(tmp_path, cfg()).save(Tiny(1.0), torch.Generator(), TrainState(epoch=1))
+    assert Checkpointer(tmp_path, cfg(threads=3)).resume(Tiny(0.0), torch.Generator()).epoch == 1
+    with pytest.raises(UserError, match=r"checkpoint.pt: checkpoint was written with different settings \(lr\)"):
+        Checkpointer(tmp_path, cfg(lr=0.5)).resume(Tiny(0.0), torch.Generator())
+
+
+def test_resume_sweeps_a_killed_write_and_no_run_dir_is_a_no_op(tmp_path):
+    stale = tmp_path / ".checkpoint.pt.123.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    assert Checkpointer(tmp_path, cfg()).resume(Tiny(0.0), torch.Generator()) is None
+    assert not stale.exists()
+    none = Checkpointer(None, cfg())
+    none.save(Tiny(0.0), torch.Generator(), TrainState())
+    assert none.resume(Tiny(0.0), torch.Generator()) is None

@@ -1,4 +1,5 @@
-"""Trainer: determinism, resume after a kill, protocols, divergence, and learning on planted data."""
+"""Trainer: determinism, resume after a kill, protocols, divergence, early stopping in epochs, and
+learning on planted data."""
 
 from __future__ import annotations
 
@@ -150,3 +151,19 @@ def test_batch_larger_than_train_set_is_an_error(split):
     with pytest.raises(UserError, match="no batch to train on"):
         trainer(split, batch_size=10**6).fit()
     assert trainer(split, batch_size=10**6, drop_last=False, epochs=1).fit()["epochs_run"] == 1
+
+
+# -- early stopping in epochs ----------------------------------------------------------------------
+def test_patience_counts_epochs_and_min_epochs_holds_the_stop(split):
+    fast = trainer(split, epochs=60, eval_every=1, patience_epochs=2, lr=0.2).fit()
+    assert fast["stopped_early"] and fast["epochs_run"] - fast["selected_epoch"] == 2
+    sparse = trainer(split, epochs=60, eval_every=4, patience_epochs=2, lr=0.2).fit()
+    assert sparse["stopped_early"] and sparse["epochs_run"] - sparse["selected_epoch"] == 4  # next evaluation
+    held = trainer(split, epochs=60, eval_every=1, patience_epochs=2, min_epochs=40, lr=0.2).fit()
+    assert held["epochs_run"] >= 40
+
+
+def test_the_old_patience_setting_names_its_replacement():
+    m = get_method("onebp")
+    with pytest.raises(UserError, match="'patience' was replaced: use patience_epochs"):
+        resolve_config(m.name, m.params, m.defaults, "x", {"patience": 5})

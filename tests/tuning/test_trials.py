@@ -1,7 +1,6 @@
-"""Tuning and paired randomness: every method's search space is valid with its defaults as trial 0;
-trials are drawn deterministically; a trial never evaluates the test part; tuning picks the best
-validation value on planted data; twins (onebp/twobp) share initial tables and first-epoch negatives;
-early stopping counts epochs."""
+"""Tuning: every method's search space is valid with its defaults as trial 0; trials are drawn
+deterministically; a trial never evaluates the test part; tuning picks the best validation value on
+planted data."""
 
 from __future__ import annotations
 
@@ -9,7 +8,6 @@ import json
 import math
 
 import pytest
-import torch
 
 from onebp.cli import main
 from onebp.config import resolve_config, setting_types
@@ -82,50 +80,6 @@ def test_drawn_trials_are_deterministic_inside_the_space_and_seed_dependent():
         assert len({json.dumps(t, sort_keys=True) for t in a}) == 8
         for t in a[1:]:
             assert all(space[k].contains(v) for k, v in t.items()), t
-
-
-# -- twins ------------------------------------------------------------------------------------------
-def _first_epoch(trainer):
-    """The initial tables, and the (users, positives, negatives) of the first epoch."""
-    tables = {k: v.clone() for k, v in trainer.model.encoder.state_dict().items()}
-    seen = {}
-    original = trainer.model.begin_epoch
-
-    def record(users, pos, neg):
-        seen.update(users=users.clone(), pos=pos.clone(), neg=None if neg is None else neg.clone())
-        original(users, pos, neg)
-
-    trainer.model.begin_epoch = record
-    trainer.run_epoch()
-    return tables, seen
-
-
-@pytest.mark.parametrize("pair", [("onebp", "twobp"), ("onebp-bpr", "bpr-mf")])
-def test_twins_start_from_identical_tables_and_draw_identical_negatives(split, pair):
-    a, b = (make_trainer(split, m, n_negatives=3) for m in pair)
-    assert a.seeds == b.seeds
-    tables_a, epoch_a = _first_epoch(a)
-    tables_b, epoch_b = _first_epoch(b)
-    for key in ("user_table", "item_table"):
-        assert torch.equal(tables_a[key], tables_b[key]), key
-    for key in ("users", "pos", "neg"):
-        assert torch.equal(epoch_a[key], epoch_b[key]), key
-    # Another seed is another pairing.
-    c = make_trainer(split, pair[1], n_negatives=3, seed=1)
-    tables_c, epoch_c = _first_epoch(c)
-    assert not torch.equal(tables_a["item_table"], tables_c["item_table"])
-    assert not torch.equal(epoch_a["neg"], epoch_c["neg"])
-
-
-def test_config_json_records_the_derived_seeds(tiny_split_dir, tmp_path, capsys):
-    seeds = []
-    for method in ("onebp", "twobp"):
-        out = tmp_path / method
-        assert main(["train", "--data", str(tiny_split_dir), "--method", method, "--set", "epochs=2",
-                     "--set", "dim=8", "--set", "batch_size=128", "--out", str(out)]) == 0
-        seeds.append(json.loads((out / "config.json").read_text())["derived_seeds"])
-    capsys.readouterr()
-    assert seeds[0] == seeds[1] and set(seeds[0]) == {"init", "sampling"}
 
 
 # -- a trial never touches the test part -----------------------------------------------------------
@@ -210,31 +164,6 @@ def test_a_diverging_trial_is_recorded_not_fatal(tiny_split_dir, tmp_path, capsy
     assert main(["train", "--data", str(tiny_split_dir), "--method", "twobp", "--set", "lr=1e38",
                  "--set", "fused=false", "--set", "epochs=3", "--out", str(tmp_path / "run")]) == 2
     assert "training loss is nan" in capsys.readouterr().err
-
-
-# -- early stopping in epochs ----------------------------------------------------------------------
-def test_patience_counts_epochs_and_min_epochs_holds_the_stop(split):
-    fast = make_trainer(split, epochs=60, eval_every=1, patience_epochs=2, lr=0.2).fit()
-    assert fast["stopped_early"] and fast["epochs_run"] - fast["selected_epoch"] == 2
-    sparse = make_trainer(split, epochs=60, eval_every=4, patience_epochs=2, lr=0.2).fit()
-    assert sparse["stopped_early"] and sparse["epochs_run"] - sparse["selected_epoch"] == 4  # next evaluation
-    held = make_trainer(split, epochs=60, eval_every=1, patience_epochs=2, min_epochs=40, lr=0.2).fit()
-    assert held["epochs_run"] >= 40
-
-
-def test_the_old_patience_setting_names_its_replacement():
-    m = get_method("onebp")
-    with pytest.raises(UserError, match="'patience' was replaced: use patience_epochs"):
-        resolve_config(m.name, m.params, m.defaults, "x", {"patience": 5})
-
-
-def test_tune_plan_prints_the_trials_with_the_defaults_first(capsys):
-    assert main(["tune", "plan", "--method", "twobp", "--dataset", "ml-100k", "--n-trials", "3"]) == 0
-    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
-    assert [x["trial"] for x in lines] == [0, 1, 2]
-    assert {k: lines[0][k] for k in ("lr", "l2", "temperature")} == {"lr": 5e-4, "l2": 1e-5, "temperature": 1.0}
-    assert main(["tune", "plan", "--method", "mostpop", "--dataset", "ml-100k"]) == 2
-    assert "declares no search space" in capsys.readouterr().err
 
 
 def test_one_shot_methods_are_validated_so_tuning_can_select_their_settings(planted_dir, tmp_path, capsys):
