@@ -86,6 +86,34 @@ def test_data_statistics_table_is_the_catalog() -> None:
     assert got == expected
 
 
+def tree_entries(doc: Path, root: str) -> set[str]:
+    """The paths the file tree in ``doc`` lists under ``root`` (``onebp/``): ``model/encoders.py``, …"""
+    lines = doc.read_text().split("```")[1].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(root))
+    entries, folders = set(), []
+    for line in lines[start + 1:]:
+        if line and not line.startswith(" "):
+            break  # the next top-level entry
+        name = line.split()[0] if line.strip() else ""
+        if not (name.endswith(".py") or name.endswith("/")):
+            continue  # a description's continuation line
+        depth = (len(line) - len(line.lstrip())) // 2 - 1
+        folders = folders[:depth]
+        if name.endswith("/"):
+            folders.append(name)
+        else:
+            entries.add("".join(folders) + name)
+    return entries
+
+
+def test_the_architecture_tree_lists_every_module_of_the_package() -> None:
+    # docs/architecture.md is the one home of the file tree: it must not drift from the package
+    package = REPO / "onebp"
+    modules = {str(p.relative_to(package)) for p in package.rglob("*.py")
+               if p.name not in ("__init__.py", "__main__.py")}
+    assert tree_entries(DOCS / "architecture.md", "onebp/") == modules
+
+
 SKIP = {".git", ".venv", ".snakemake", "data", "results", ".pytest_cache"}  # generated or not ours
 
 

@@ -35,7 +35,7 @@ class PrepareParams(Defaults):
     """The preprocessing parameters of one ``prepare``: the fields (and defaults) of a catalog
     entry's :class:`~onebp.data.catalog.Defaults`, plus the seed of the random split. The one list
     of prepare parameters: the command line and the workflow's config schema follow it (checked by
-    tests/test_config_schema.py)."""
+    tests/workflow/test_config_schema.py)."""
 
     seed: int = 0
 

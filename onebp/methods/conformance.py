@@ -1,4 +1,4 @@
-"""Conformance checks every registered method must pass (``tests/test_conformance.py`` runs them).
+"""Conformance checks every registered method must pass (``tests/methods/test_conformance.py`` runs them).
 
 Each check raises ``AssertionError`` with a message naming the method and what went wrong, so a
 broken drop-in module fails with a readable reason. The checks run on small synthetic data with

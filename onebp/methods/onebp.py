@@ -22,7 +22,7 @@ CITATION = (
 )
 
 #: The official hyper-parameters (batch 1024, N 5, τ 1, Adam, constant lr; docs/method.md). Their one
-#: home: config.yaml does not repeat them (tests/test_config_schema.py, tests/test_docs.py).
+#: home: config.yaml does not repeat them (tests/workflow/test_config_schema.py, tests/test_docs.py).
 PAPER_DEFAULTS = {
     "ml-100k": {"l2": 1e-5, "lr": 5e-4, "dim": 32, "beta": 0.99, "epochs": 2000},
     "ml-100k-onebp": {"l2": 1e-5, "lr": 5e-4, "dim": 32, "beta": 0.99, "epochs": 2000},
