@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from onebp.atomic import atomic_path, atomic_write_json
 from onebp.errors import UserError
@@ -92,6 +92,8 @@ def save_split(split: Split, out_dir: str | os.PathLike) -> Path:
         counts[name] = int(len(pairs))
         with atomic_path(target) as tmp, open(tmp, "w") as f:
             # Same bytes as np.savetxt(fmt="%d", delimiter="\t"), several times faster.
+            import pandas as pd  # here, not at the top: loading a split (every run) needs no pandas
+
             pd.DataFrame(pairs, columns=["user", "item"]).to_csv(f, sep="\t", index=False, lineterminator="\n")
     meta = {
         "format": FORMAT,
@@ -107,13 +109,22 @@ def save_split(split: Split, out_dir: str | os.PathLike) -> Path:
 
 
 def _read_pairs(path: Path) -> np.ndarray:
-    try:
-        frame = pd.read_csv(path, sep="\t", dtype=np.int64, engine="c")
-    except (ValueError, pd.errors.ParserError) as exc:
-        raise SplitError(_first_bad_line(path) or f"{path}: cannot parse: {exc}") from None
-    if list(frame.columns) != ["user", "item"]:
-        raise SplitError(f"{path}:1: expected header 'user<TAB>item', got {list(frame.columns)}")
-    return frame.to_numpy(dtype=np.int64)
+    # numpy's C parser, as fast as pandas' here; pandas is not imported on the train path (~0.4 s)
+    with open(path) as f:
+        header = f.readline().rstrip("\r\n").split("\t")
+        if header != ["user", "item"]:
+            raise SplitError(f"{path}:1: expected header 'user<TAB>item', got {header}")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "input contained no data": an empty part
+                pairs = np.loadtxt(f, dtype=np.int64, delimiter="\t", comments=None, ndmin=2)
+        except ValueError as exc:
+            raise SplitError(_first_bad_line(path) or f"{path}: cannot parse: {exc}") from None
+    if pairs.size == 0:
+        return np.empty((0, 2), dtype=np.int64)
+    if pairs.shape[1] != 2:
+        raise SplitError(_first_bad_line(path) or f"{path}: expected two columns 'user<TAB>item'")
+    return pairs
 
 
 def _first_bad_line(path: Path) -> str | None:
