@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -109,3 +111,16 @@ def test_methods_lists_the_registry(capsys):
     code, out, _ = run(capsys, "methods")
     names = [line.split("\t")[0] for line in out.splitlines()]
     assert code == 0 and {"onebp", "twobp"} <= set(names)
+
+
+@pytest.mark.parametrize("method", ["onebp", "lightgcn", "ease"])
+def test_train_imports_only_what_it_uses(tiny_split_dir, tmp_path, method):
+    # A study is hundreds of short `onebp train` processes: none may pay for torch._dynamo (which
+    # torch.optim's Adam imports on first use), pandas, scipy, plotting, tuning or the workflow.
+    heavy = ("torch._dynamo", "pandas", "scipy", "matplotlib", "optuna", "snakemake", "sympy")
+    code = ("import sys; from onebp.cli import main; "
+            f"main(['train', '--data', {str(tiny_split_dir)!r}, '--method', {method!r}, '--set', 'epochs=1', "
+            f"'--set', 'threads=1', '--out', {str(tmp_path / 'run')!r}]); "
+            f"print([m for m in {heavy!r} if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
