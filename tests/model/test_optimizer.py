@@ -23,11 +23,16 @@ def stock_adam(params, lr, l2):
     return torch.optim.Adam(params, lr=lr, weight_decay=l2, fused=True)
 
 
-def twin_parameters(seed: int = 0) -> tuple[list[torch.nn.Parameter], list[torch.nn.Parameter]]:
+def twin_parameters(seed: int = 0, device: str = "cpu") -> tuple[list[torch.nn.Parameter], list[torch.nn.Parameter]]:
     g = torch.Generator().manual_seed(seed)
     shapes = [(7, 3), (5,), (4, 2)]
-    a = [torch.nn.Parameter(torch.randn(*s, generator=g)) for s in shapes]
+    a = [torch.nn.Parameter(torch.randn(*s, generator=g).to(device)) for s in shapes]
     return a, [torch.nn.Parameter(p.detach().clone()) for p in a]
+
+
+#: the CPU always; CUDA where there is one (marker cuda: benchmarks/gpu_check.sh runs these on a GPU)
+DEVICES = ["cpu", pytest.param("cuda", marks=[
+    pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")])]
 
 
 def assert_same_state(torch_opt, fast_opt) -> None:
@@ -41,8 +46,9 @@ def assert_same_state(torch_opt, fast_opt) -> None:
             assert mine.dtype == value.dtype and mine.device == value.device and torch.equal(mine, value), name
 
 
-def test_fused_adam_is_bitwise_torchs_fused_adam_step_by_step():
-    a, b = twin_parameters()
+@pytest.mark.parametrize("device", DEVICES)
+def test_fused_adam_is_bitwise_torchs_fused_adam_step_by_step(device):
+    a, b = twin_parameters(device=device)
     ref, fast = stock_adam(a, 0.01, 1e-3), make_adam(b, 0.01, 1e-3)
     assert isinstance(fast, FusedAdam)
     g = torch.Generator().manual_seed(1)
@@ -51,7 +57,7 @@ def test_fused_adam_is_bitwise_torchs_fused_adam_step_by_step():
             if step < 3 and pa.dim() == 1:  # a parameter without gradient gets no state (yet)
                 pa.grad = pb.grad = None
                 continue
-            grad = torch.randn(pa.shape, generator=g)
+            grad = torch.randn(pa.shape, generator=g).to(device)
             pa.grad, pb.grad = grad.clone(), grad.clone()
         ref.step()
         fast.step()
