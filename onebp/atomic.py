@@ -1,5 +1,11 @@
 """Writes that never leave a half-written file: a temporary file in the target's directory, renamed
-onto the target only when complete (``os.replace`` is atomic on one file system)."""
+onto the target only when complete (``os.replace`` is atomic on one file system).
+
+The rename alone is atomic for other processes, not across a crash of the machine: file systems
+may commit the rename before the file's data, so after a power cut the target could be empty or
+short. The temporary file is therefore flushed to disk (``fsync``) before the rename, and the
+directory after it so the rename itself is durable (best effort: some systems refuse to fsync a
+directory)."""
 
 from __future__ import annotations
 
@@ -40,10 +46,38 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]
     os.close(fd)
     try:
         yield Path(tmp)
+        _fsync_path(tmp)  # the data reaches the disk before the name points at it
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_directory(path.parent)
+
+
+def _fsync_path(path: str | os.PathLike) -> None:
+    """Flush a file the caller has written and closed. Opened read-only: fsync flushes the file's
+    data whatever the descriptor's mode (Linux, macOS), and the file may have been made read-only."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename inside ``directory`` durable. Best effort: the file is already complete under
+    its name either way, and some systems or file systems (Windows, some network mounts) refuse to
+    open or fsync a directory."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def atomic_write(path: str | os.PathLike, data: str | bytes) -> None:

@@ -30,3 +30,60 @@ def test_failed_write_leaves_nothing(tmp_path):
             tmp.write_text("half")
             raise RuntimeError("killed")
     assert list(tmp_path.iterdir()) == []
+
+
+def recording_fsync(monkeypatch, calls, dir_error=None):
+    """Record fsync and replace calls in order; fsync of a directory raises ``dir_error`` if given."""
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        st = os.fstat(fd)
+        kind = "dir" if stat.S_ISDIR(st.st_mode) else "file"
+        calls.append((f"fsync-{kind}", st.st_ino))
+        if kind == "dir" and dir_error is not None:
+            raise dir_error
+        real_fsync(fd)
+
+    def replace(src, dst):
+        calls.append(("replace", os.stat(src).st_ino))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+
+
+def test_the_file_is_flushed_before_the_rename_and_the_directory_after(tmp_path, monkeypatch):
+    # A crash after the rename but before the data reached the disk leaves a short file under the
+    # target's name; so: fsync(temporary file), then replace, then fsync(directory).
+    calls = []
+    recording_fsync(monkeypatch, calls)
+    atomic_write(tmp_path / "a.json", "{}")
+    file_ino = (tmp_path / "a.json").stat().st_ino
+    assert calls == [("fsync-file", file_ino), ("replace", file_ino), ("fsync-dir", tmp_path.stat().st_ino)]
+    calls.clear()
+    with atomic_path(tmp_path / "b.pt") as tmp, open(tmp, "wb") as f:  # the caller's own writer
+        f.write(b"x" * 10)
+    assert [c[0] for c in calls] == ["fsync-file", "replace", "fsync-dir"]
+    assert (tmp_path / "b.pt").read_bytes() == b"x" * 10
+
+
+def test_a_directory_that_refuses_fsync_does_not_fail_the_write(tmp_path, monkeypatch):
+    calls = []
+    recording_fsync(monkeypatch, calls, dir_error=OSError(22, "Invalid argument"))
+    atomic_write(tmp_path / "a.json", "{}")
+    assert (tmp_path / "a.json").read_text() == "{}"
+    assert [c[0] for c in calls] == ["fsync-file", "replace", "fsync-dir"]
+
+
+def test_a_failed_fsync_of_the_file_keeps_the_old_target(tmp_path, monkeypatch):
+    # data that may not be on disk is never renamed onto the target
+    (tmp_path / "a.json").write_text("old")
+
+    def broken(fd):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", broken)
+    with pytest.raises(OSError, match="Input/output error"):
+        atomic_write(tmp_path / "a.json", "new")
+    assert (tmp_path / "a.json").read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
