@@ -15,13 +15,18 @@ Two kinds of file in a run directory:
 A checkpoint records the code revision (a hash of the package's and the baselines' source) and the
 device type. Resume refuses a checkpoint of other code (numbers would silently mix two versions), of
 another device type (a CPU generator state cannot seed a CUDA generator, and the stream would differ)
-or of other result-shaping settings; ``onebp train --fresh`` starts over instead.
+or of other result-shaping settings; ``onebp train --fresh`` starts over instead. ``onebp train`` also
+records the split's fingerprint (``onebp.training.split_fingerprint``), and resume refuses a
+checkpoint trained on other data. A checkpoint or best-model file that cannot be read (truncated,
+overwritten) is refused with its name, never a raw unpickling error.
 """
 
 from __future__ import annotations
 
 import hashlib
+import pickle
 import time
+import zipfile
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
@@ -33,6 +38,7 @@ from onebp.atomic import atomic_path
 from onebp.config import TrainConfig
 from onebp.errors import UserError
 from onebp.training.selection import TrainState
+from onebp.training.split_fingerprint import SplitFingerprint
 
 #: settings that do not change results, so a resumed run may differ in them
 NON_RESULT_KEYS = ("device", "threads", "eval_memory_mb", "checkpoint_every", "checkpoint_minutes",
@@ -100,6 +106,9 @@ class Checkpointer:
         self.best_on_disk: int | None = None  # epoch of the best-model file written last
         self.bytes_written = 0
         self.saves = 0
+        #: the data this run trains on; set by `onebp train` (which knows the split's directory).
+        #: None (the library used directly): nothing recorded, nothing checked.
+        self.split: SplitFingerprint | None = None
 
     def due(self) -> bool:
         """True when ``checkpoint_minutes`` of wall time have passed since the last save."""
@@ -119,6 +128,8 @@ class Checkpointer:
             "format": FORMAT, "code_revision": code_revision(), "device_type": self.device_type,
             "torch": torch.__version__, "config": self.cfg.to_dict(), "model": model.state_dict(),
             "generator": generator.get_state(), "state": state.resume_dict(), "best_model_file": best_file,
+            "split_fingerprint": self.split.digest if self.split else None,
+            "data": self.split.source if self.split else None,
         })
         for old in self.dir.glob(BEST_GLOB):  # best models no checkpoint refers to any more
             if old.name != best_file:
@@ -152,8 +163,8 @@ class Checkpointer:
             return None
         # On the host: load_state_dict copies into the live tensors, and generator states are
         # host byte tensors whatever the device.
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
         fresh = "rerun with `onebp train --fresh` to start over (or use a new --out directory)"
+        ckpt = _load(path, "checkpoint", fresh)
         if ckpt.get("format") != FORMAT or ckpt.get("code_revision") != code_revision():
             raise UserError(
                 f"{path}: checkpoint was written by other code (revision {ckpt.get('code_revision', 'unknown')}, "
@@ -172,6 +183,7 @@ class Checkpointer:
                 f"{path}: checkpoint was written with different settings ({', '.join(diff)}); "
                 "use a new --out directory or delete the old run"
             )
+        self._check_split(path, ckpt, fresh)
         model.load_state_dict(ckpt["model"])
         generator.set_state(ckpt["generator"])
         state = TrainState(**ckpt["state"])
@@ -180,9 +192,49 @@ class Checkpointer:
             best_path = self.dir / best_file
             if not best_path.exists():
                 raise UserError(f"{best_path}: missing, but {path} refers to it — {fresh}")
-            state.best_model = torch.load(best_path, map_location="cpu", weights_only=False)["weights"]
+            best = _load(best_path, "best-model file", fresh)
+            if not isinstance(best.get("weights"), dict):
+                raise UserError(f"{best_path}: damaged best-model file (no weights) — {fresh}")
+            state.best_model = best["weights"]
             self.best_on_disk = state.best_epoch
         for other in self.dir.glob(BEST_GLOB):  # written after this checkpoint by the killed run
             if other.name != best_file:
                 other.unlink(missing_ok=True)
         return state
+
+    def _check_split(self, path: Path, ckpt: dict[str, Any], fresh: str) -> None:
+        """Refuse to resume on other data than the checkpoint was trained on."""
+        if self.split is None:  # the library used without a split directory: nothing to compare
+            return
+        recorded = ckpt.get("split_fingerprint")
+        if recorded is None:
+            # Only a checkpoint of this same code revision gets here, and this code's `onebp train`
+            # always records the fingerprint: this one was written by the library used directly,
+            # with no record of its data. Refused rather than trusted, since resuming on the wrong
+            # split silently trains on what may be its test part.
+            raise UserError(f"{path}: checkpoint records no split fingerprint, so the data it was trained on "
+                            f"cannot be checked against --data {self.split.source} — {fresh}")
+        if recorded != self.split.digest:
+            short = str(recorded).removeprefix("sha256:")[:12]
+            raise UserError(
+                f"{path}: checkpoint was trained on split {ckpt.get('data') or 'unknown'} (fingerprint {short}), "
+                f"but --data {self.split.source} has fingerprint {self.split.short}; resuming would train on "
+                f"other data — {fresh}"
+            )
+
+
+def _load(path: Path, what: str, fresh: str) -> dict[str, Any]:
+    """``torch.load`` of a run's own file; a file that cannot be read back is named as damaged.
+    Truncation or overwriting shows up as any of several errors depending on where the bytes stop
+    (zip reader RuntimeError, EOFError, UnpicklingError, ...), so all of them are caught here."""
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=False)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, KeyError,
+            TypeError, AttributeError, ImportError, IndexError) as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(f"{path}: damaged {what}, cannot be read ({detail}) — {fresh}") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read the {what} ({exc.strerror or exc}) — {fresh}") from None
+    if not isinstance(obj, dict):
+        raise UserError(f"{path}: damaged {what} (holds a {type(obj).__name__}, not a dict) — {fresh}")
+    return obj

@@ -20,6 +20,7 @@ from onebp.config import TrainConfig, parse_assignments, resolve_config
 from onebp.data.split_format import load_split
 from onebp.errors import UserError
 from onebp.methods.registry import discover, get_method, method_names
+from onebp.training.split_fingerprint import SplitFingerprint
 
 # torch, numpy and the trainer are imported inside the handlers: `onebp data ...` never needs them.
 
@@ -138,14 +139,27 @@ def _mark(out: Path, state: str, **extra: Any) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from onebp.training.run_lock import RunLock
+    from onebp.training.split_fingerprint import split_fingerprint
+
+    split = load_split(args.data)
+    method, cfg = _config(args, split.name)
+    data = split_fingerprint(args.data)  # once per run: which data this run trains on
+    out = Path(args.out)
+    # The run directory's lock comes before anything in it is written or deleted (--fresh
+    # included): a second `onebp train` on a directory in use is refused with the first run's files
+    # untouched. The kernel releases it when this process ends, however it ends.
+    with RunLock(out):
+        return _train_locked(args, out, split, method, cfg, data)
+
+
+def _train_locked(args: argparse.Namespace, out: Path, split: Any, method: Any, cfg: TrainConfig,
+                  data: SplitFingerprint) -> int:
     import numpy as np
 
     from onebp.training.trainer import Trainer, TrainingDiverged
 
-    split = load_split(args.data)
-    method, cfg = _config(args, split.name)
-    out = Path(args.out)
-    if getattr(args, "fresh", False) and out.exists():
+    if getattr(args, "fresh", False):
         from onebp.training.checkpoint import Checkpointer
 
         Checkpointer(out, cfg).discard()
@@ -153,14 +167,14 @@ def cmd_train(args: argparse.Namespace) -> int:
             (out / name).unlink(missing_ok=True)
         print(f"{out}: --fresh: previous checkpoint, best model, curve and metrics deleted", file=sys.stderr)
     if (out / "metrics.json").exists():
-        _check_finished_run(out, cfg)
+        _check_finished_run(out, cfg, data)
         print(f"{out}: already finished (metrics.json present); nothing to do", file=sys.stderr)
         return 0
     trainer = Trainer(method, cfg, split, run_dir=out)  # may refuse the data: before any write
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "config.json", {**cfg.to_dict(), "data": str(Path(args.data).resolve()),
-                                            "split": split.name, "citation": method.citation,
-                                            "derived_seeds": trainer.seeds})
+    trainer.checkpoints.split = data  # recorded in the checkpoint; a resume on other data is refused
+    atomic_write_json(out / "config.json", {**cfg.to_dict(), "data": data.source,
+                                            "split_fingerprint": data.digest, "split": split.name,
+                                            "citation": method.citation, "derived_seeds": trainer.seeds})
     atomic_write_json(out / "env.json", environment(trainer.device))
     _mark(out, "running")
     try:
@@ -200,17 +214,33 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_finished_run(out: Path, cfg: TrainConfig) -> None:
+def _check_finished_run(out: Path, cfg: TrainConfig, data: SplitFingerprint) -> None:
     from onebp.training.checkpoint import NON_RESULT_KEYS
 
     try:
         old = json.loads((out / "config.json").read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        if not isinstance(old, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as exc:
         raise UserError(f"{out}: has metrics.json but no readable config.json ({exc})") from None
     diff = sorted(k for k, v in cfg.to_dict().items() if k not in NON_RESULT_KEYS and old.get(k) != v)
     if diff:
         raise UserError(f"{out}: finished run with different settings ({', '.join(diff)}); "
                         "use a new --out directory")
+    again = "use --fresh to train again on this split, or another --out directory"
+    recorded = old.get("split_fingerprint")
+    if recorded is None:
+        # Finished before runs recorded a fingerprint: the split directory's path is its only
+        # record of the data. The same path is accepted (refusing would turn every older finished
+        # run into a rerun without any evidence against it); another path is refused, since it
+        # may be another split of the same dataset name.
+        if old.get("data") != data.source:
+            raise UserError(f"{out}: finished on split {old.get('data')} ({out / 'config.json'} predates split "
+                            f"fingerprints), but --data is {data.source}; {again}")
+    elif recorded != data.digest:
+        short = str(recorded).removeprefix("sha256:")[:12]
+        raise UserError(f"{out}: finished on split {old.get('data')} (fingerprint {short} in "
+                        f"{out / 'config.json'}), but --data {data.source} has fingerprint {data.short}; {again}")
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
