@@ -229,12 +229,14 @@ def _load(path: Path, what: str, fresh: str) -> dict[str, Any]:
     (zip reader RuntimeError, EOFError, UnpicklingError, ...), so all of them are caught here."""
     try:
         obj = torch.load(path, map_location="cpu", weights_only=False)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, KeyError,
-            TypeError, AttributeError, ImportError, IndexError) as exc:
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UserError(f"{path}: damaged {what}, cannot be read ({detail}) — {fresh}") from None
-    except OSError as exc:
+    except (PermissionError, FileNotFoundError, IsADirectoryError) as exc:  # the file, not its bytes
         raise UserError(f"{path}: cannot read the {what} ({exc.strerror or exc}) — {fresh}") from None
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError,
+            KeyError, TypeError, AttributeError, ImportError, IndexError) as exc:
+        # OSError too: torch's zip reader reports a file cut short as EINVAL from a seek
+        # its first sentence: torch appends a paragraph of advice to the zip reader's errors
+        detail = (str(exc).splitlines() or [type(exc).__name__])[0].split(". ")[0][:160]
+        raise UserError(f"{path}: damaged {what}, cannot be read ({detail}) — {fresh}") from None
     if not isinstance(obj, dict):
         raise UserError(f"{path}: damaged {what} (holds a {type(obj).__name__}, not a dict) — {fresh}")
     return obj
