@@ -214,6 +214,9 @@ def fetch_file(rf: RemoteFile, folder: str | os.PathLike, opts: FetchOptions) ->
             **rec,
             "path": str(member_path),
         }
+    elif not rf.url:
+        # A file with no public download (e.g. ml-1m-onebp's rebuilt train file): refuse, naming it.
+        raise UserError(f"{path} is missing and has no public download; place it there by hand (docs/data.md)")
     elif opts.offline:
         raise UserError(
             f"offline: {path} is missing; place the file from {rf.url} there"
