@@ -42,7 +42,7 @@ class RunLock:
     def __init__(self, run_dir: str | os.PathLike) -> None:
         self.dir = Path(run_dir)
         self.path = self.dir / LOCK_NAME
-        self.created_dir = False  # this lock created the directory (removed again if left empty)
+        self.created: list[Path] = []  # directories this lock made (removed again if left empty)
         self._fd: int | None = None
         self._dir_fd: int | None = None
 
@@ -55,10 +55,10 @@ class RunLock:
             return self
         self._make_dir()
         try:
-            self._dir_fd = os.open(self.dir, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-        except OSError as exc:
-            raise UserError(f"{self.dir}: cannot open the run directory ({exc.strerror})") from None
-        try:
+            try:
+                self._dir_fd = os.open(self.dir, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+            except OSError as exc:
+                raise UserError(f"{self.dir}: cannot open the run directory ({exc.strerror})") from None
             # A few tries: each retry means a holder released (and deleted) the file between our
             # open and our flock, which is rare; a busy directory is refused at once.
             for _ in range(20):
@@ -81,6 +81,7 @@ class RunLock:
                             "deleting it?")
         except BaseException:
             self._close_dir()
+            self._remove_created()
             raise
 
     def release(self) -> None:
@@ -96,11 +97,7 @@ class RunLock:
         os.close(self._fd)  # closing the last descriptor releases the flock
         self._fd = None
         self._close_dir()
-        if self.created_dir:
-            try:
-                self.dir.rmdir()  # only succeeds when empty: a refused start leaves no directory
-            except OSError:
-                pass
+        self._remove_created()
 
     def __enter__(self) -> RunLock:
         return self.acquire()
@@ -112,15 +109,22 @@ class RunLock:
     # -- internals -------------------------------------------------------------------------------
 
     def _make_dir(self) -> None:
-        if self.dir.is_dir():
-            return
+        """Create the directory and any missing parents, remembering which (removed again by
+        ``release`` if nothing was written there)."""
+        missing = []
+        d = self.dir
+        while not d.exists() and not d.is_symlink() and d != d.parent:
+            missing.append(d)
+            d = d.parent
         try:
-            self.dir.parent.mkdir(parents=True, exist_ok=True)
-            self.dir.mkdir()
-            self.created_dir = True
-        except FileExistsError:
+            for d in reversed(missing):
+                try:
+                    d.mkdir()
+                    self.created.append(d)
+                except FileExistsError:
+                    pass  # made meanwhile by another process: not ours to remove
             if not self.dir.is_dir():
-                raise UserError(f"{self.dir}: exists and is not a directory") from None
+                raise UserError(f"{self.dir}: exists and is not a directory")
         except OSError as exc:
             raise UserError(f"{self.dir}: cannot create the run directory ({exc.strerror})") from None
 
@@ -166,6 +170,14 @@ class RunLock:
             pass
         return (f"{self.dir}: another `onebp train` is using this run directory{holder}; "
                 "wait for it to finish, or use another --out")
+
+    def _remove_created(self) -> None:
+        for d in reversed(self.created):  # the run directory first, then the parents it needed
+            try:
+                d.rmdir()  # only succeeds when empty: a refused start leaves no directory behind
+            except OSError:
+                break
+        self.created = []
 
     def _close_dir(self) -> None:
         if self._dir_fd is not None:

@@ -98,10 +98,10 @@ def test_a_refused_start_after_locking_leaves_no_directory(tiny_split_dir, tmp_p
         raise UserError("this data is refused")
 
     monkeypatch.setattr(Trainer, "__init__", refuse)
-    out = tmp_path / "run"
+    out = tmp_path / "runs" / "a" / "run"
     code = main(["train", "--data", str(tiny_split_dir), *TRAIN, "--out", str(out)])
     assert code == 2 and "this data is refused" in capsys.readouterr()[1]
-    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []  # neither the run directory nor the parents it needed
 
 
 def test_a_symlink_planted_as_the_lock_file_is_never_followed(tmp_path):
