@@ -12,6 +12,9 @@ The lock file (``.onebp-run.lock``) is opened relative to the directory's descri
 holds the holder's pid and host for the refusal message. It is deleted on release, while still
 locked; a process that locked a file which was deleted meanwhile sees that the name no longer
 points at its file and tries again, so two processes never hold two different files of one name.
+
+On NFS, Linux maps ``flock`` to the server's byte-range locks, so runs on two hosts exclude each
+other too. A file system without locks at all gets a warning and an unguarded run, as before.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import json
 import os
 import socket
 import stat
+import sys
 import time
 from pathlib import Path
 from types import TracebackType
@@ -29,6 +33,9 @@ from types import TracebackType
 from onebp.errors import UserError
 
 LOCK_NAME = ".onebp-run.lock"
+#: flock errors that mean "this file system has no locks", not "someone holds it"
+UNSUPPORTED = frozenset(e for e in (getattr(errno, n, None) for n in ("ENOLCK", "EOPNOTSUPP", "ENOTSUP", "ENOSYS"))
+                        if e is not None)
 
 
 class RunDirectoryBusy(UserError):
@@ -45,13 +52,14 @@ class RunLock:
         self.created: list[Path] = []  # directories this lock made (removed again if left empty)
         self._fd: int | None = None
         self._dir_fd: int | None = None
+        self.unguarded = False  # the file system cannot lock: the run goes on without (a warning said so)
 
     @property
     def held(self) -> bool:
         return self._fd is not None
 
     def acquire(self) -> RunLock:
-        if self._fd is not None:
+        if self._fd is not None or self.unguarded:
             return self
         self._make_dir()
         try:
@@ -71,6 +79,16 @@ class RunLock:
                     os.close(fd)
                     if busy:
                         raise RunDirectoryBusy(message) from None
+                    if exc.errno in UNSUPPORTED:
+                        # Some cluster file systems (Lustre mounted without flock, some FUSE
+                        # mounts) cannot lock at all. Refusing every run there would stop all work
+                        # over a protection; train unguarded as before the lock, and say so.
+                        print(f"onebp: warning: {self.dir}: this file system cannot lock files "
+                              f"({exc.strerror}); a second `onebp train` on this directory would not "
+                              "be refused", file=sys.stderr)
+                        self.unguarded = True
+                        self._close_dir()
+                        return self
                     raise UserError(f"{self.path}: cannot lock ({exc.strerror})") from None
                 if self._still_named(fd):
                     self._fd = fd
@@ -88,6 +106,7 @@ class RunLock:
         """Delete the lock file (still holding the lock), unlock, and remove the directory again if
         this lock created it and nothing else was written there."""
         if self._fd is None:
+            self.unguarded = False
             return
         try:
             if self._still_named(self._fd):

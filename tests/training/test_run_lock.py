@@ -129,3 +129,17 @@ def test_an_out_path_that_is_a_file_is_one_line_error(tiny_split_dir, tmp_path, 
     err = capsys.readouterr()[1]
     assert code == 2 and err.count("\n") == 1 and str(out) in err
     assert out.read_text() == "not a directory"
+
+
+def test_a_file_system_without_locks_warns_and_trains_unguarded(tmp_path, monkeypatch, capsys):
+    import errno
+    import fcntl
+
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with RunLock(tmp_path / "run") as lock:
+        assert lock.unguarded and not lock.held
+    err = capsys.readouterr()[1]
+    assert err.startswith("onebp: warning: ") and "cannot lock files (No locks available)" in err
