@@ -48,6 +48,7 @@ register(
         summary="OneBP update with a LightGCN encoder (3 layers by default), InfoNCE",
         test_overrides=FAST,
         search_space={**ONEBP_SPACE, "n_layers": IntRange(1, 3)},
+        onebp_update=True,
     )
 )
 register(
@@ -59,6 +60,7 @@ register(
         summary="OneBP update with MF + BPR (1 negative)",
         test_overrides=FAST,
         search_space=NO_TEMPERATURE,
+        onebp_update=True,
     )
 )
 
@@ -79,5 +81,6 @@ register(
         summary="OneBP update with MF + DirectAU (user uniformity inert: users get no gradient)",
         test_overrides=FAST,
         search_space={**NO_TEMPERATURE, "gamma": LogUniform(0.01, 10.0)},
+        onebp_update=True,
     )
 )

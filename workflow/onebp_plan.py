@@ -217,7 +217,8 @@ def _check_overrides(where: str, method: str, dataset: str, overrides: dict[str,
             raise ConfigError(f"{where}: {key!r} is set by the workflow (seeds/protocols/datasets/resources)")
     try:
         m = get_method(method)
-        cfg = resolve_config(m.name, m.params, m.defaults, dataset, {k: _cli_value(v) for k, v in overrides.items()})
+        cfg = resolve_config(m.name, m.params, m.defaults, dataset, {k: _cli_value(v) for k, v in overrides.items()},
+                             onebp_update=m.onebp_update)
     except UserError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     resolved = cfg.to_dict()

@@ -53,4 +53,5 @@ ONEBP = Method(
     summary="MF + InfoNCE; items by backprop, users by moving aggregation (OneBP)",
     module=__name__,
     search_space=ONEBP_SPACE,
+    onebp_update=True,
 )

@@ -22,6 +22,9 @@ class Method:
     conformance battery's tiny synthetic data (``onebp.methods.conformance``); never used for real runs.
     ``search_space`` maps the settings tuning may change (shared ones such as ``lr``, ``l2`` and the
     method's own params) to typed dimensions (``onebp.methods.search_space``); the defaults are trial 0.
+    ``onebp_update``: the method updates users by OneBP's moving aggregation (``compose(..., "onebp")``);
+    only then may its defaults or ``--set`` give the OneBP update's settings (``beta``, ``aggregation``,
+    ``duplicate_users``; ``onebp.config``).
     """
 
     name: str
@@ -33,3 +36,4 @@ class Method:
     module: str = ""
     test_overrides: Mapping[str, Any] = field(default_factory=dict)
     search_space: Mapping[str, Any] = field(default_factory=dict)
+    onebp_update: bool = False

@@ -84,7 +84,8 @@ def _config(args: argparse.Namespace, split_name: str) -> tuple[Any, TrainConfig
     if getattr(args, "params_file", None):
         overrides.update(read_params_file(args.params_file))
     overrides.update(parse_assignments(args.set))
-    cfg = resolve_config(method.name, method.params, method.defaults, split_name, overrides)
+    cfg = resolve_config(method.name, method.params, method.defaults, split_name, overrides,
+                         onebp_update=method.onebp_update)
     return method, cfg
 
 

@@ -217,7 +217,8 @@ def method_trials(method: Any, dataset: str, overrides: Mapping[str, Any], budge
     space = dict(method.search_space)
     if not space:
         return []
-    check_space(method.name, space, setting_types(method.params))
-    cfg = resolve_config(method.name, method.params, method.defaults, dataset, overrides).to_dict()
+    check_space(method.name, space, setting_types(method.params, onebp_update=method.onebp_update))
+    cfg = resolve_config(method.name, method.params, method.defaults, dataset, overrides,
+                         onebp_update=method.onebp_update).to_dict()
     resolved = {**cfg.pop("params"), **cfg}
     return draw_trials(space, resolved, budget.n_trials, budget.sampler, budget.seed)
