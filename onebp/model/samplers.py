@@ -13,6 +13,8 @@ search over the sorted keys u·|I| + i (Gowalla/Yelp-sized data never gets a den
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 
 from onebp.errors import UserError
@@ -53,7 +55,7 @@ class UniformNegatives:
     def __init__(self, train: UserItems, n_negatives: int, replace: bool = False) -> None:
         # Zero negatives would leave every loss row with only its positive: loss 0, no gradient, an
         # untrained model saved as finished. In-batch negatives are InBatchNegatives' job.
-        if isinstance(n_negatives, bool) or not isinstance(n_negatives, int) or n_negatives < 1:
+        if isinstance(n_negatives, bool) or not isinstance(n_negatives, numbers.Integral) or n_negatives < 1:
             raise UserError(f"setting n_negatives={n_negatives!r}: uniform negative sampling needs at least "
                             "one negative per interaction (n_negatives >= 1)")
         self.n_items = train.n_items

@@ -82,3 +82,12 @@ def test_too_few_items_left_is_a_clear_error():
     train = UserItems.from_pairs(np.array([[0, 0], [0, 1], [0, 2], [1, 0]]), 2, 5)
     with pytest.raises(UserError, match="user 0 has 3 of 5 items"):
         UniformNegatives(train, 3)
+
+
+@pytest.mark.parametrize("n", [0, -1, 2.0, True])
+def test_uniform_sampling_needs_at_least_one_negative(n):
+    # Zero negatives would give InfoNCE rows with only their positive: loss 0, nothing trained.
+    train = UserItems.from_pairs(train_pairs(), 4, 12)
+    with pytest.raises(UserError, match=r"n_negatives=.*: uniform negative sampling needs at least one"):
+        UniformNegatives(train, n)
+    assert UniformNegatives(train, np.int64(1)).n_negatives == 1
