@@ -41,7 +41,8 @@ register(
         build=build,
         params=LightGCNParams,
         defaults={"*": {"n_negatives": 1, "lr": 1e-3, "l2": 0.0, "batch_size": 2048, "dim": 64},
-                  "ml-100k": {"dim": 32}, "ml-100k-onebp": {"dim": 32}},
+                  # ML-1M: LightGCN's paper has no ML-1M setting; the OneBP paper's ML-1M size.
+                  "ml-100k": {"dim": 32}, "ml-100k-onebp": {"dim": 32}, "ml-1m-onebp": {"dim": 128}},
         citation="He et al. LightGCN: Simplifying and Powering Graph Convolution Network for "
                  "Recommendation. SIGIR 2020.",
         summary="LightGCN (3 layers, mean combination) + BPR; both towers by backprop",
