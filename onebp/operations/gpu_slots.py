@@ -26,6 +26,14 @@ Lock scope. Lock files are node-local, per user and, inside a SLURM job, per all
 (``slurm-<SLURM_JOB_ID>/``): two allocations on one node may both see their own GPU as device 0,
 and must not serialise each other. Kubernetes pods have their own ``/tmp``.
 
+Lock directory safety. The default directory has a predictable name in a world-writable ``/tmp``
+(``onebp-gpu-slots-<uid>``), so another user could create it first, or plant a symbolic link there,
+and have a job truncate and write a file of theirs choosing. The directory (and, inside SLURM, the
+per-user directory above the allocation's) is therefore created mode 0700, opened without following
+a link, and refused in one line unless it is a real directory owned by this user that neither group
+nor others may write; lock files are opened relative to that open directory, without following links,
+and are only written when they are regular files owned by this user.
+
 A job that holds a GPU slot is told so (``ONEBP_GPU_SLOT=<device>``, ``onebp.training.device``): the trainer then refuses to
 run on the CPU when CUDA turns out to be unavailable (a CPU-only torch on a GPU node, a broken
 driver) instead of silently taking days on the wrong device.
@@ -34,11 +42,13 @@ driver) instead of silently taking days on the wrong device.
 from __future__ import annotations
 
 import argparse
+import errno
 import fcntl
 import os
 import random
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -161,8 +171,73 @@ class Slot:
         self.fds = []
 
 
-def _try_lock(path: Path) -> int | None:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+def _refuse_unsafe_dir(fd: int, path: Path) -> None:
+    """Refuse a lock directory another user could write or swap (see the module docstring)."""
+    st = os.fstat(fd)
+    if not stat.S_ISDIR(st.st_mode):
+        raise UserError(f"gpu-run: lock directory {path} is not a directory")
+    if st.st_uid != os.getuid():
+        raise UserError(f"gpu-run: lock directory {path} belongs to uid {st.st_uid}, not to you "
+                        f"(uid {os.getuid()}); set ONEBP_GPU_SLOTS_DIR or --slots-dir to a directory of yours")
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise UserError(f"gpu-run: lock directory {path} is writable by others (mode "
+                        f"{stat.S_IMODE(st.st_mode):04o}); chmod go-w it or choose another with --slots-dir")
+
+
+def _open_private_dir(path: Path, parent_fd: int | None = None) -> int:
+    """Create ``path`` (mode 0700) unless it exists, open it without following a final symbolic link
+    and check it; returns the directory's file descriptor. With ``parent_fd``, ``path`` is a single
+    name inside that (already checked) directory, so a rename above it cannot redirect the lookup."""
+    where = path if parent_fd is None else path.name
+    try:
+        if parent_fd is None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        os.mkdir(where, 0o700, dir_fd=parent_fd)
+    except FileExistsError:
+        pass  # checked below, whoever made it
+    except OSError as exc:
+        raise UserError(f"gpu-run: cannot create lock directory {path}: {exc.strerror}") from None
+    try:
+        fd = os.open(where, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd)
+    except OSError as exc:
+        if os.path.islink(path):
+            raise UserError(f"gpu-run: lock directory {path} is a symbolic link; "
+                            "give the real directory with --slots-dir") from None
+        why = "not a directory" if exc.errno == errno.ENOTDIR else exc.strerror
+        raise UserError(f"gpu-run: lock directory {path}: {why}") from None
+    try:
+        _refuse_unsafe_dir(fd, path)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def open_slots_dir(slots_dir: Path, private_parent: bool = False) -> int:
+    """The checked lock directory's file descriptor (caller closes it). ``private_parent``: the
+    directory above must be private too (the per-user directory above a SLURM allocation's)."""
+    if not private_parent:
+        return _open_private_dir(slots_dir)
+    parent = _open_private_dir(slots_dir.parent)
+    try:
+        return _open_private_dir(slots_dir, parent_fd=parent)
+    finally:
+        os.close(parent)
+
+
+def _try_lock(dir_fd: int, name: str, where: Path) -> int | None:
+    # O_NOFOLLOW: a planted link is an error, never followed; no O_TRUNC: nothing is cut before the
+    # file is known to be ours (try_acquire truncates only the locks it holds, after the check below).
+    try:
+        fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o600,
+                     dir_fd=dir_fd)
+    except OSError as exc:
+        raise UserError(f"gpu-run: cannot open lock file {where / name}: "
+                        f"{'a symbolic link' if exc.errno == errno.ELOOP else exc.strerror}") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid():
+        os.close(fd)
+        raise UserError(f"gpu-run: lock file {where / name} is not a regular file of yours; remove it")
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -171,43 +246,56 @@ def _try_lock(path: Path) -> int | None:
     return fd
 
 
-def try_acquire(slots_dir: Path, devices: Sequence[str], jobs_per_device: int = 1, slots: int = 1) -> Slot | None:
+def try_acquire(slots_dir: Path, devices: Sequence[str], jobs_per_device: int = 1, slots: int = 1,
+                private_parent: bool = False) -> Slot | None:
     """Non-blocking: ``slots`` free slots on the least-loaded device that has them, or None."""
     if not 1 <= slots <= jobs_per_device:
         raise UserError(f"gpu-run: a job takes 1..{jobs_per_device} slots of a device "
                         f"(--jobs-per-device {jobs_per_device}), not {slots}")
-    slots_dir.mkdir(parents=True, exist_ok=True)
+    dir_fd = open_slots_dir(slots_dir, private_parent)
     best: tuple[str, list[int]] | None = None
-    for device in devices:
-        held = [fd for k in range(jobs_per_device)
-                if (fd := _try_lock(slots_dir / _lock_name(device, k))) is not None]
-        if len(held) >= slots and (best is None or len(held) > len(best[1])):
-            if best is not None:
-                for fd in best[1]:
+    try:
+        for device in devices:
+            held: list[int] = []
+            try:
+                for k in range(jobs_per_device):
+                    fd = _try_lock(dir_fd, _lock_name(device, k), slots_dir)
+                    if fd is not None:
+                        held.append(fd)
+            except BaseException:
+                for fd in held + (best[1] if best else []):
                     os.close(fd)
-            best = (device, held)
-        else:
-            for fd in held:
-                os.close(fd)
+                raise
+            if len(held) >= slots and (best is None or len(held) > len(best[1])):
+                if best is not None:
+                    for fd in best[1]:
+                        os.close(fd)
+                best = (device, held)
+            else:
+                for fd in held:
+                    os.close(fd)
+    finally:
+        os.close(dir_fd)
     if best is None:
         return None
     device, held = best
     for fd in held[slots:]:
         os.close(fd)
     for fd in held[:slots]:
-        # Informational only (who holds it); the lock itself is the flock, not this content.
+        # Informational only (who holds it); the lock itself is the flock, not this content. The
+        # file was checked to be a regular file of ours before it was locked.
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()} {' '.join(sys.argv)}\n".encode())
     return Slot(device, held[:slots], slots_dir)
 
 
 def acquire(slots_dir: Path, devices: Sequence[str], timeout: float | None = None, poll: float = 0.5,
-            jobs_per_device: int = 1, slots: int = 1) -> Slot:
+            jobs_per_device: int = 1, slots: int = 1, private_parent: bool = False) -> Slot:
     """Lock free slots, waiting (polling with jitter) while no device has enough."""
     start = time.monotonic()
     said = False
     while True:
-        slot = try_acquire(slots_dir, devices, jobs_per_device, slots)
+        slot = try_acquire(slots_dir, devices, jobs_per_device, slots, private_parent)
         if slot is not None:
             return slot
         if timeout is not None and time.monotonic() - start >= timeout:
@@ -240,6 +328,8 @@ def run(cmd: list[str], slots_dir: Path | None = None, timeout: float | None = N
     k = jobs_per_device_from(env, jobs_per_device)
     if slots < 0 or slots > k:
         raise UserError(f"gpu-run: --slots {slots} must lie in 0..{k} (--jobs-per-device {k})")
+    if timeout is not None and not timeout >= 0:  # NaN would wait forever: every comparison is false
+        raise UserError(f"gpu-run: --timeout {timeout:g} must be a number of seconds >= 0")
     p = device_policy(env, slots)
     env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"  # CUDA numbers devices as nvidia-smi does
     if p.mode == "cpu":
@@ -247,8 +337,10 @@ def run(cmd: list[str], slots_dir: Path | None = None, timeout: float | None = N
         env[SLOT_ENV] = "cpu"
         where = f"cpu: {p.source}"
     else:
+        # The per-allocation directory lives in the per-user one, which must then be private too.
+        private_parent = slots_dir is None and bool(env.get("SLURM_JOB_ID"))
         slot = acquire(slots_dir or default_slots_dir(env), p.devices, timeout=timeout,
-                       jobs_per_device=k, slots=slots)
+                       jobs_per_device=k, slots=slots, private_parent=private_parent)
         for fd in slot.fds:
             os.set_inheritable(fd, True)  # the exec'd job keeps the locks until it exits
         env["CUDA_VISIBLE_DEVICES"] = slot.device
