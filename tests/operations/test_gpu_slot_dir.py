@@ -131,7 +131,12 @@ def test_gpu_run_refuses_a_hijacked_default_directory_in_one_line(tmp_path: Path
 
 
 @pytest.mark.parametrize("timeout", [float("nan"), -1.0])
-def test_a_timeout_that_is_not_a_duration_is_refused(tmp_path: Path, timeout: float) -> None:
+def test_a_timeout_that_is_not_a_duration_is_refused(tmp_path: Path, timeout: float, monkeypatch) -> None:
     # NaN compared false against the elapsed time: a busy slot was waited for forever.
+    def no_exec(*args: object) -> None:  # a regression must fail here, not replace the test process
+        raise AssertionError("gpu-run went on to run the command")
+
+    monkeypatch.setattr(os, "execvpe", no_exec)
+    monkeypatch.setenv("ONEBP_GPUS", "0")
     with pytest.raises(UserError, match="--timeout"):
         gpu_slots.run(["true"], tmp_path / "slots", timeout=timeout, jobs_per_device=1)
