@@ -82,7 +82,7 @@ def test_the_ml_100k_study_preset_tunes_every_registered_method() -> None:
     from onebp.methods.registry import method_names
 
     cfg = json.loads(json.dumps(yaml.safe_load((REPO / "config.yaml").read_text())))
-    preset = yaml.safe_load((REPO / "config" / "ml-100k-study.yaml").read_text())
+    preset = yaml.safe_load((REPO / "config" / "ml-100k-study-200.yaml").read_text())
     for key, value in preset.items():  # Snakemake's merge: dicts merge, everything else replaces
         cfg[key] = {**cfg[key], **value} if isinstance(value, dict) and isinstance(cfg.get(key), dict) else value
     plan = onebp_plan.build(cfg)
