@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from onebp.atomic import atomic_write, atomic_write_json
-from onebp.config import TrainConfig, parse_assignments, resolve_config
+from onebp.config import TrainConfig, parse_assignments, resolve_config, settings_help
 from onebp.data.split_format import load_split
 from onebp.errors import UserError
 from onebp.methods.registry import discover, get_method, method_names
@@ -30,7 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         ("train", cmd_train, "train a method on a split and write a run directory"),
         ("bench", cmd_bench, "time a few epochs and evaluations; print one JSON line"),
     ):
-        p = sub.add_parser(name, help=help_)
+        # the shared settings, grouped by section with a line each, close at hand in `--help`
+        p = sub.add_parser(name, help=help_, epilog=settings_help(),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
         p.add_argument("--data", required=True, help="prepared split directory")
         p.add_argument("--method", required=True, help="method name (see `onebp methods`)")
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
