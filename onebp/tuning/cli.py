@@ -29,7 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_plan)
 
     p = tsub.add_parser("summarize", help="trials.csv and best.json from finished trial run directories")
-    p.add_argument("trials", nargs="+", help="trial run directories, in trial order (trial 0 first)")
+    p.add_argument("trials", nargs="+",
+                   help="trial run directories, or their metrics.json files (config.json read next to it), "
+                        "in trial order (trial 0 first); all of one method, dataset and select_metric")
     p.add_argument("--method", required=True)
     p.add_argument("--dataset", required=True)
     p.add_argument("--keys", required=True, help="comma-separated tuned settings (the search space)")
@@ -62,7 +64,7 @@ def _summarize(args: argparse.Namespace) -> int:
         raise UserError(f"--budget: not JSON ({exc})") from None
     keys = [k for k in args.keys.split(",") if k]
     best = summarize(args.method, args.dataset, keys, [Path(t) for t in args.trials], Path(args.out_dir),
-                     budget)
+                     budget)  # refuses unknown keys and mixed trials before writing anything
     print(json.dumps({k: best[k] for k in ("method", "dataset", "trial", "params", "valid_value",
                                            "default_value")}))
     return 0

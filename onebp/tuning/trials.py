@@ -148,7 +148,14 @@ def trial_record(run_dir: Path, keys: Sequence[str], number: int) -> dict[str, A
     if "test" in metrics:
         raise UserError(f"{run_dir}: a tuning trial with test metrics; refusing to use it")
     flat = {**config, **config.get("params", {})}
+    unknown = [k for k in keys if k not in flat]
+    if unknown:
+        known = sorted(k for k, v in flat.items() if not isinstance(v, dict))
+        raise UserError(f"--keys: unknown setting {unknown[0]!r} (not in {run_dir / 'config.json'}); "
+                        f"known: {', '.join(known)}")
     row: dict[str, Any] = {"trial": number, **{k: flat.get(k) for k in keys}}
+    # what every trial of one summary must share (checked in summarize)
+    row["method"], row["dataset"] = config.get("method"), config.get("dataset")
     row["status"] = metrics.get("status", "ok")
     row["select_metric"] = config["select_metric"]
     valid = metrics.get("valid") or {}
@@ -160,6 +167,29 @@ def trial_record(run_dir: Path, keys: Sequence[str], number: int) -> dict[str, A
     row["valid"] = valid
     row["run_dir"] = str(run_dir)
     return row
+
+
+def trial_dir(path: str | Path) -> Path:
+    """A trial's run directory, given the directory or one of its files (``metrics.json``: what the
+    workflow declares and passes, so a storage plugin's local copy is read, not a guessed path)."""
+    path = Path(path)
+    return path.parent if path.name in ("metrics.json", "config.json") else path
+
+
+#: what every trial of one summary must share: their values are compared with one another
+SHARED_FIELDS = ("method", "dataset", "select_metric")
+
+
+def check_comparable(rows: Sequence[Mapping[str, Any]]) -> None:
+    """Refuse trials that cannot be ranked against one another: a different method, dataset or
+    ``select_metric`` than trial 0 (a best over mixed validation metrics or data is meaningless)."""
+    first = rows[0]
+    for r in rows[1:]:
+        for field in SHARED_FIELDS:
+            if r.get(field) != first.get(field):
+                raise UserError(f"trials differ in {field}: {first['run_dir']} has {first.get(field)!r}, "
+                                f"{r['run_dir']} has {r.get(field)!r}; summarize the trials of one method, "
+                                "dataset and select_metric together")
 
 
 def best_trial(rows: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
@@ -174,7 +204,8 @@ def summarize(method: str, dataset: str, space_keys: Sequence[str], trial_dirs: 
               out_dir: Path, budget: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Write ``out_dir/trials.csv`` and ``out_dir/best.json`` from finished trials; return best.json."""
     keys = list(space_keys)
-    rows = [trial_record(Path(d), keys, i) for i, d in enumerate(trial_dirs)]
+    rows = [trial_record(trial_dir(d), keys, i) for i, d in enumerate(trial_dirs)]
+    check_comparable(rows)
     best = best_trial(rows)
     out_dir = Path(out_dir)
     buf = io.StringIO()
