@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from onebp.errors import UserError
+from onebp.safe_paths import safe_name
 
 
 @dataclass(frozen=True)
@@ -328,8 +329,7 @@ def custom_dataset(spec: dict[str, Any]) -> Dataset:
         files = list(spec["files"])
     except (KeyError, TypeError):
         raise UserError("dataset definition needs 'name' and a list 'files'") from None
-    if not name or "/" in name or name.startswith("."):
-        raise UserError(f"bad dataset name {name!r}")
+    safe_name(name, "dataset name")  # it names the raw folder RAW_DIR/<name>
     inputs = []
     for f in files:
         fmt = f.get("format")
@@ -349,7 +349,8 @@ def custom_dataset(spec: dict[str, Any]) -> Dataset:
                 role,
                 parser,
                 RemoteFile(
-                    filename=f.get("filename") or _filename(f["url"]),
+                    # the file is written as RAW_DIR/<name>/<filename>: one plain name, never a path
+                    filename=safe_name(f.get("filename") or _filename(f["url"]), f"dataset {name!r}: file name"),
                     url=f["url"],
                     size=f.get("size"),
                     sha256=(f.get("sha256") or "").lower() or None,

@@ -33,6 +33,7 @@ from onebp.data.split_format import save_split
 from onebp.data.splitting import SPLIT_KINDS
 from onebp.data.synthetic import SyntheticConfig, synthetic_split
 from onebp.errors import UserError
+from onebp.safe_paths import safe_name
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -105,7 +106,7 @@ def _resolve_dataset(args: argparse.Namespace):
         ds = load_dataset_file(args.dataset_file)
         if args.dataset and args.dataset != ds.name:
             # The workflow passes --dataset with every source: that name decides RAW_DIR/<name>.
-            ds = dataclasses.replace(ds, name=args.dataset)
+            ds = dataclasses.replace(ds, name=safe_name(args.dataset, "--dataset"))
     elif args.url:
         if not args.dataset:
             raise UserError("--url needs --dataset NAME (the custom dataset's name)")

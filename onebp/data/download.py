@@ -33,6 +33,7 @@ from urllib3.util.retry import Retry
 from onebp.atomic import atomic_path
 from onebp.data.catalog import Dataset, RemoteFile
 from onebp.errors import UserError
+from onebp.safe_paths import safe_name
 
 CHUNK = 1 << 20
 
@@ -193,7 +194,8 @@ def fetch_file(rf: RemoteFile, folder: str | os.PathLike, opts: FetchOptions) ->
     is the file to parse (the extracted member for archives).
     """
     folder = Path(folder)
-    path = folder / rf.filename
+    # A plain name, never a path: a definition's filename cannot write outside the raw folder.
+    path = folder / safe_name(rf.filename, "raw file name")
     expected = _expected(rf.size, rf.sha256, rf.git_blob)
     record: dict[str, Any] = {"filename": rf.filename, "url": rf.url, "expected": expected}
     member = rf.member
@@ -280,5 +282,5 @@ def _extract(archive: Path, member, folder: Path) -> dict[str, Any]:
 
 def fetch_dataset(ds: Dataset, raw_dir: str | os.PathLike, opts: FetchOptions) -> list[dict[str, Any]]:
     """Fetch/verify every file of ``ds`` into ``raw_dir/<name>``; one provenance record per input."""
-    folder = Path(raw_dir) / ds.name
+    folder = Path(raw_dir) / safe_name(ds.name, "dataset name")  # one folder under raw_dir, never outside it
     return [{"role": inp.role, "format": inp.format, **fetch_file(inp.file, folder, opts)} for inp in ds.inputs]

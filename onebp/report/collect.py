@@ -92,6 +92,27 @@ def find_runs(root: str | Path) -> list[Path]:
 
 
 def load_results(path: str | Path) -> pd.DataFrame:
-    df = pd.read_csv(path, dtype={"setting": str, "metric": str, "split": str})
+    """The long results table at ``path``; UserError naming the file (and row) when it is missing,
+    empty, not CSV, lacks a column, or has a ``k``/``value`` that is not a number."""
+    try:
+        df = pd.read_csv(path, dtype={"setting": str, "metric": str, "split": str})
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such results table") from None
+    except pd.errors.EmptyDataError:
+        raise UserError(f"{path}: empty, not a results table (write one with `onebp report collect`)") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        raise UserError(f"{path}: not a results table: {str(exc).strip().splitlines()[0]}") from None
+    missing = [c for c in COLUMNS if c not in df.columns and c != "run_dir"]
+    if missing:
+        raise UserError(f"{path}: not a results table, no column {', '.join(missing)}")
+    for col in ("k", "value"):
+        num = pd.to_numeric(df[col], errors="coerce")
+        bad = num.isna() & df[col].notna()
+        if col == "k":
+            bad |= num.notna() & (num != num.round())
+        if bad.any():
+            row = int(bad.to_numpy().nonzero()[0][0])
+            raise UserError(f"{path}:{row + 2}: {col} {df[col].iloc[row]!r} is not a number")
+        df[col] = num
     df["k"] = df["k"].astype("Int64")
     return df

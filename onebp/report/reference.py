@@ -12,6 +12,7 @@ A rerun is then checked with ``onebp report compare results/results.csv results/
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import pandas as pd
 
 from onebp.atomic import atomic_write
 from onebp.errors import UserError
+from onebp.safe_paths import inside, safe_name
 
 RUN_FILES = ("config.json", "env.json", "metrics.json")
 
@@ -42,33 +44,37 @@ def freeze(workdir: str | Path, out: str | Path, command: str, wall: str, note: 
     res = workdir / "results"
     if not (res / "results.csv").exists():
         raise UserError(f"{res / 'results.csv'}: missing (run the workflow first)")
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-
-    def copy(src: Path, rel: str) -> None:
-        dst = out / rel
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, dst)
-        written.append(dst)
-
+    plan: list[tuple[Path, str]] = []  # (source, path under --out): all checked before any copy
     for name in ("results.csv", "runs.csv", "REPORT.md", "report.md"):
         if (res / name).exists():
-            copy(res / name, name)
+            plan.append((res / name, name))
     patterns = ("tables/*.md", "tables/*.csv", "bench/*.json", "bench/*.csv",
                 "tuning/*/*/best.json", "tuning/*/*/trials.csv") + (("figures/*.png",) if figures else ())
     for pattern in patterns:
         for f in sorted(res.glob(pattern)):
-            copy(f, str(f.relative_to(res)))
+            plan.append((f, str(f.relative_to(res))))
     runs = pd.read_csv(res / "results.csv", usecols=["run_dir"])["run_dir"].drop_duplicates()
     envs = []
+    res_norm = Path(os.path.normpath(res))
     for d in runs:
-        d = Path(d) if Path(d).is_absolute() else workdir / d
+        # Collapse '..' first (lexically: a symlinked results/runs keeps its layout), so that
+        # "results/runs/../../x" is not taken for a path under results/.
+        d = Path(os.path.normpath(Path(d) if Path(d).is_absolute() else workdir / d))
         for f in RUN_FILES:
             if (d / f).exists():
-                rel = (d / f).relative_to(res) if (d / f).is_relative_to(res) else Path("runs") / d.name / f
-                copy(d / f, str(rel))
+                rel = ((d / f).relative_to(res_norm) if d.is_relative_to(res_norm)
+                       else Path("runs") / safe_name(d.name, f"{res / 'results.csv'}: run_dir {str(d)!r}: name") / f)
+                plan.append((d / f, str(rel)))
                 if f == "env.json":
                     envs.append(d / f)
+    # Every destination under --out, or nothing is written (a run_dir with '..' must not escape).
+    targets = [(src, inside(out, rel, "reference file")) for src, rel in plan]
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for src, dst in targets:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dst)
+        written.append(dst)
     readme = out / "README.md"
     atomic_write(readme, "\n".join([
         f"# Reference results: {out.name}",
