@@ -56,6 +56,56 @@ class PrepareParams(Defaults):
                 raise UserError(f"--{name.replace('_', '-')} must be in [0, 1), got {getattr(self, name)}")
 
 
+#: ids are kept as they are on import, so every id up to the largest becomes a user or an item
+#: (an embedding row; an item ranked at every evaluation). A file whose largest id is far beyond its
+#: number of distinct ids (a typo, a hashed id) is refused rather than making millions of phantoms:
+#: refused when max id + 1 > ID_RANGE_FACTOR × distinct ids + ID_RANGE_SLACK.
+ID_RANGE_FACTOR = 10
+ID_RANGE_SLACK = 1000
+
+
+def _id_line(path: str | os.PathLike, fmt: str, column: str, value: int) -> str:
+    """``file:line`` of the first line holding ``value`` as a user/item id (slow scan, error path only)."""
+    with open(path, errors="replace") as f:
+        for lineno, line in enumerate(f, start=1):
+            fields = line.split(",") if fmt == "onebp-csv" else line.split()
+            if fmt == "onebp-csv":
+                cells = fields[:1] if column == "user" else fields[1:2]
+            else:  # lightgcn: the user, then its items
+                cells = fields[:1] if column == "user" else fields[1:]
+            if any(c.strip() == str(value) for c in cells):
+                return f"{path}:{lineno}"
+    return str(path)
+
+
+def _check_id_range(frames: dict[str, pd.DataFrame], paths: dict[str, str | os.PathLike], fmt: str) -> None:
+    for column in ("user", "item"):
+        ids = pd.concat([f[column] for f in frames.values()], ignore_index=True)
+        distinct = int(ids.nunique())
+        limit = ID_RANGE_FACTOR * distinct + ID_RANGE_SLACK
+        for role, f in frames.items():
+            top = max(int(f[column].max()) if len(f) else -1,
+                      f.attrs.get("max_user", -1) if column == "user" else -1)
+            if top + 1 > limit:
+                raise UserError(
+                    f"{_id_line(paths[role], fmt, column, top)}: {column} id {top} is far beyond the "
+                    f"{distinct} distinct {column} ids of the two files (ids are kept as they are, so it "
+                    f"would make {top + 1 - distinct} {column}s that never occur; allowed: max id + 1 <= "
+                    f"{ID_RANGE_FACTOR} x distinct + {ID_RANGE_SLACK} = {limit}); renumber the ids")
+
+
+def _check_heldout(parts: dict[str, np.ndarray], info: dict[str, int], test_label: str, train_label: str) -> None:
+    """An empty test or validation part would train and then report NaN metrics as a finished run."""
+    if len(parts["test"]) == 0:
+        raise UserError(
+            f"{test_label}: no test interactions left ({info.get('dropped_test_in_train', 0)} also in the "
+            f"training data {train_label}, {info.get('dropped_heldout_without_train', 0)} of users without "
+            "training interactions); a split needs a non-empty test part")
+    if "valid" in parts and len(parts["valid"]) == 0:
+        raise UserError(f"{train_label}: the validation ratio carved no interactions out of the training "
+                        "data; raise --valid-ratio or use 0 (no validation part)")
+
+
 def _begin(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "meta.json").unlink(missing_ok=True)
@@ -116,6 +166,7 @@ def prepare(
             params.split, frame[["user", "item"]].to_numpy(), n_users, test_ratio=params.test_ratio,
             valid_ratio=params.valid_ratio, rng_test=rngs["test"], rng_valid=rngs["valid"], timestamps=ts,
         )
+    _check_heldout(parts, info, f"dataset {ds.name!r}", f"dataset {ds.name!r}")
     provenance = {
         "dataset": ds.name,
         "description": ds.description,
@@ -177,11 +228,13 @@ def import_split(
     n_items = 1 + max(int(f["item"].max()) if len(f) else -1 for f in frames.values())
     if n_users <= 0 or n_items <= 0:
         raise UserError(f"{train}, {test}: no interactions")
+    _check_id_range(frames, {"train": train, "test": test}, IMPORT_FORMATS[fmt])
     rngs = {p: derive_rng(name, "given", seed, p) for p in ("test", "valid")}
     parts, info = make_split(
         "given", frames["train"][["user", "item"]].to_numpy(), n_users, valid_ratio=valid_ratio,
         rng_test=rngs["test"], rng_valid=rngs["valid"], given_test=frames["test"][["user", "item"]].to_numpy(),
     )
+    _check_heldout(parts, info, str(test), str(train))
     provenance = {
         "dataset": name,
         "imported": {

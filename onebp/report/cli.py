@@ -35,7 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     rsub = rep.add_subparsers(dest="report_command", required=True)
 
     p = rsub.add_parser("collect", help="long results table from run directories")
-    p.add_argument("runs", nargs="*", help="run directories (each with metrics.json)")
+    p.add_argument("runs", nargs="*", help="run directories, or their metrics.json files (config.json is read "
+                                           "next to each)")
     p.add_argument("--root", help="also collect every finished run under this directory")
     p.add_argument("--out", required=True, help="results.csv to write")
     p.add_argument("--runs-out", help="runs.csv (one row per run, resolved config) to write")
@@ -73,7 +74,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_figures)
 
     p = rsub.add_parser("tuning", help="tuning table: chosen settings and validation values (md, tex, html, csv)")
-    p.add_argument("--root", required=True, help="tuning directory (<dataset>/<method>/best.json)")
+    p.add_argument("best", nargs="*", help="best.json files of `onebp tune summarize` (trials.csv read next to each)")
+    p.add_argument("--root", help="also every <dataset>/<method>/best.json under this tuning directory")
     p.add_argument("--out", required=True, help="output prefix, e.g. results/tables/tuning")
     p.add_argument("--methods", type=_csv_list, default=None, help="row order")
     p.add_argument("--datasets", type=_csv_list, default=None, help="row order")
@@ -98,8 +100,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=COMPARE_RULE, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("rerun", help="results.csv of the rerun")
     p.add_argument("reference", help="reference results.csv (e.g. results/reference/<dataset>/results.csv)")
-    p.add_argument("--splits", type=_csv_list, default=["test", "best_on_test"],
-                   help="metric splits to compare: test, best_on_test, valid (default test,best_on_test)")
+    p.add_argument("--splits", type=_csv_list, default=None,
+                   help="metric splits to compare, each present in the reference: test, best_on_test, valid "
+                        "(default: test,best_on_test, those the reference has)")
     p.add_argument("--k-sigma", type=float, default=5.0, help="mean check: K (default 5)")
     p.add_argument("--tol", type=float, default=0.005, help="mean check: TOL added to the allowance (default 0.005)")
     p.add_argument("--k-seed", type=float, default=5.0, help="seed check: K_SEED (default 5)")
@@ -123,9 +126,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _collect(args: argparse.Namespace) -> int:
-    from onebp.report.collect import collect, find_runs
+    from onebp.report.collect import collect, find_runs, run_dir_of
 
-    runs = [Path(r) for r in args.runs] + (find_runs(args.root) if args.root else [])
+    runs = [run_dir_of(r) for r in args.runs] + (find_runs(args.root) if args.root else [])
     runs = list(dict.fromkeys(runs))
     df, per_run = collect(runs)
     out = Path(args.out)
@@ -211,10 +214,15 @@ def _figures(args: argparse.Namespace) -> int:
 
 
 def _tuning(args: argparse.Namespace) -> int:
+    from onebp.errors import UserError
     from onebp.report.tables import write_plain
-    from onebp.report.tuning_table import load_tuning, tuning_table
+    from onebp.report.tuning_table import load_best, load_tuning, tuning_table
 
-    table = tuning_table(load_tuning(args.root), args.methods, args.datasets)
+    if not args.best and not args.root:
+        raise UserError("report tuning: give best.json files or --root DIR")
+    records = [load_best(p) for p in dict.fromkeys(Path(b) for b in args.best)]
+    records += load_tuning(args.root) if args.root else []
+    table = tuning_table(records, args.methods, args.datasets)
     written = write_plain(table, args.out, "tab:tuning")
     print("\n".join(map(str, written)), file=sys.stderr)
     return 0
@@ -242,7 +250,8 @@ def _compare(args: argparse.Namespace) -> int:
             from onebp.errors import UserError
 
             raise UserError(f"{path}: no such results table")
-    return run(args.rerun, args.reference, tuple(args.splits), args.k_sigma, args.tol, args.k_seed, args.floor)
+    splits = None if args.splits is None else tuple(args.splits)
+    return run(args.rerun, args.reference, splits, args.k_sigma, args.tol, args.k_seed, args.floor)
 
 
 def _reference(args: argparse.Namespace) -> int:

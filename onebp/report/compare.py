@@ -157,17 +157,21 @@ def format_table(m: pd.DataFrame) -> str:
                     tablefmt="github")
 
 
-def run(rerun_path: str, reference_path: str, splits: tuple[str, ...] = DEFAULT_SPLITS,
+def run(rerun_path: str, reference_path: str, splits: tuple[str, ...] | None = None,
         k_sigma: float = K_SIGMA, tol: float = TOL, k_seed: float = K_SEED, floor: float = FLOOR) -> int:
     """Print the comparison; 0 when every reference cell agrees, 1 otherwise (or when none was
-    compared). UserError for unknown splits, a split the reference lacks, or an unreadable table."""
-    splits = check_splits(tuple(splits))
+    compared). UserError for an unknown split, a named split the reference lacks (by default, test
+    and best_on_test, at least one of them), or an unreadable table."""
+    named = splits is not None
+    splits = check_splits(tuple(splits)) if named else DEFAULT_SPLITS
     for name, x in (("--k-sigma", k_sigma), ("--k-seed", k_seed), ("--tol", tol), ("--floor", floor)):
         if not np.isfinite(x) or x < 0:
             raise UserError(f"{name} must be a finite number >= 0, got {x}")
     rerun, reference = load_results(rerun_path), load_results(reference_path)
     absent = [s for s in splits if not (reference["split"] == s).any()]
-    if absent:
+    # A split named on the command line must be there; of the defaults, one is enough (a study
+    # without protocol paper has no best_on_test rows).
+    if absent and (named or len(absent) == len(splits)):
         raise UserError(f"{reference_path}: no rows of split {', '.join(map(repr, absent))} "
                         f"(it has: {', '.join(sorted(map(str, reference['split'].dropna().unique())))})")
     m = compare(rerun, reference, splits, k_sigma, tol, k_seed, floor)

@@ -96,6 +96,8 @@ def count_batches(n: int, cfg: TrainConfig) -> int:
 
 
 def check_protocol(cfg: TrainConfig, split: Split) -> None:
+    if not cfg.tuning_trial and len(split.parts.get("test", ())) == 0:  # else NaN metrics, a "finished" run
+        raise UserError(f"split {split.name!r} has an empty test part: nothing to evaluate; import or prepare it again")
     if cfg.protocol == "clean" and not split.has_valid:
         raise UserError(
             f"protocol 'clean' needs a validation part, split {split.name!r} has none: "
