@@ -74,15 +74,33 @@ def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def _last_line(text: str) -> str:
+    """The last non-empty line of a child's stderr: its one-line error (the report stays one line)."""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1][-400:] if lines else "(no message)"
+
+
 def cmd_bench_suite(args: argparse.Namespace) -> int:
-    methods = [m for m in args.methods.split(",") if m]
-    if not methods or args.repeats < 1:
-        raise UserError("bench-suite: need at least one method and --repeats >= 1")
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if not methods:
+        raise UserError(f"--methods {args.methods!r}: names no method (comma-separated names)")
+    # Checked here, before the first child: each repeat would otherwise fail the same way, or time
+    # nothing (--epochs 0 is a median of no epochs).
+    for flag, value, least in (("--repeats", args.repeats, 1), ("--epochs", args.epochs, 1),
+                               ("--evals", args.evals, 1), ("--warmup", args.warmup, 0)):
+        if value < least:
+            raise UserError(f"bench-suite: {flag} {value}: must be at least {least}")
+    if not Path(args.data).is_dir():
+        raise UserError(f"--data {args.data}: not a directory (a prepared split)")
+    if Path(args.out).name in ("", ".", "..") or Path(args.out).is_dir() or args.out.endswith("/"):
+        raise UserError(f"--out {args.out!r}: an output prefix (writes <out>.json and <out>.csv), not a directory")
     params: dict[str, str] = {}
     for item in args.params_file:
         m, sep, path = item.partition("=")
         if not sep or m not in methods:
             raise UserError(f"--params-file {item!r}: expected METHOD=FILE with METHOD in {methods}")
+        if not Path(path).is_file():
+            raise UserError(f"--params-file {item}: {path} is not a file")
         params[m] = path
     own: dict[str, list[str]] = {}
     for item in args.method_set:
@@ -101,8 +119,12 @@ def cmd_bench_suite(args: argparse.Namespace) -> int:
                 cmd += ["--set", s]
             proc = subprocess.run(cmd, capture_output=True, text=True)
             if proc.returncode != 0:
-                raise UserError(f"bench-suite: `{' '.join(cmd)}` failed: {proc.stderr.strip()[-500:]}")
-            record = json.loads(proc.stdout.strip().splitlines()[-1])
+                raise UserError(f"bench-suite: `onebp bench --method {m}` (repeat {rep}) failed: "
+                                f"{_last_line(proc.stderr)}")
+            try:
+                record = json.loads(proc.stdout.strip().splitlines()[-1])
+            except (IndexError, json.JSONDecodeError):
+                raise UserError(f"bench-suite: `onebp bench --method {m}` printed no JSON record") from None
             records.append({**record, "repeat": rep})
             print(f"repeat {rep} {m}: {record['epoch_seconds_median']:.4f} s/epoch", file=sys.stderr)
     summary = summarize(records)

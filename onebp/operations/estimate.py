@@ -74,23 +74,51 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def load_config(workflow_dir: Path, configfiles: list[str], config_json: str | None = None) -> dict[str, Any]:
+def _read_yaml(path: Path, what: str) -> dict[str, Any]:
+    """A YAML mapping (an empty file is an empty one), or a one-line error naming ``what``."""
     import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{what}: cannot read ({getattr(exc, 'strerror', None) or 'not text'})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise UserError(f"{what}: not YAML" + (f" (line {mark.line + 1})" if mark else "")) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"{what}: not a mapping of config keys (a YAML {type(data).__name__})")
+    return data
+
+
+def load_config(workflow_dir: Path, configfiles: list[str], config_json: str | None = None) -> dict[str, Any]:
     from snakemake.utils import validate
 
     if config_json:
-        config = json.loads(Path(config_json).read_text())
+        try:
+            config = json.loads(Path(config_json).read_text())
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UserError(f"--config-json {config_json}: cannot read ({getattr(exc, 'strerror', None) or 'not text'})"
+                            ) from None
+        except json.JSONDecodeError as exc:
+            raise UserError(f"--config-json {config_json}: not JSON (line {exc.lineno})") from None
+        if not isinstance(config, dict):
+            raise UserError(f"--config-json {config_json}: not a JSON object")
     else:
         path = workflow_dir / "config.yaml"
         if not path.exists():
             raise UserError(f"{path}: missing (run from the repository, or pass --workflow-dir)")
-        config = yaml.safe_load(path.read_text()) or {}
+        config = _read_yaml(path, str(path))
         for f in configfiles:
-            config = _merge(config, yaml.safe_load(Path(f).read_text()) or {})
+            config = _merge(config, _read_yaml(Path(f), f"--configfile {f}"))
+    schema = workflow_dir / "workflow" / "schemas" / "config.schema.yaml"
+    if not schema.is_file():
+        raise UserError(f"{schema}: missing (--workflow-dir {workflow_dir} is not the repository root)")
     try:
-        validate(config, str(workflow_dir / "workflow" / "schemas" / "config.schema.yaml"))
+        validate(config, str(schema))
     except Exception as exc:  # snakemake's WorkflowError: a config that the Snakefile would refuse
-        raise UserError(f"config: {exc}") from None
+        raise UserError(f"config: {' '.join(str(exc).split())[:300]}") from None
     return config
 
 
@@ -247,6 +275,30 @@ def _cache_key(ds: str, m: str, device: str, path: Path, overrides: dict[str, An
     return f"{ds}/{m}/{device}/{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 
 
+def read_cache(cache: Path | None) -> dict[str, dict[str, Any]]:
+    """The timings of an earlier estimate (``--cache``): checked before anything is timed, so a
+    damaged file is refused at once instead of after minutes of timing."""
+    if cache is None or not (cache.exists() or cache.is_symlink()):
+        return {}
+    what = f"--cache {cache}"
+    try:
+        data = json.loads(cache.read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{what}: cannot read ({getattr(exc, 'strerror', None) or 'not text'})") from None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{what}: not JSON (line {exc.lineno}); delete it to time everything again") from None
+    fields = set(Timing.__dataclass_fields__)
+    if not isinstance(data, dict):
+        raise UserError(f"{what}: not a JSON object of timings; delete it to time everything again")
+    for key, entry in data.items():
+        if not (isinstance(entry, dict) and set(entry) <= fields and {"epoch_s", "eval_s"} <= set(entry)
+                and all(isinstance(entry[f], (int, float)) and not isinstance(entry[f], bool)
+                        and math.isfinite(entry[f]) and entry[f] >= 0
+                        for f in fields & set(entry) if f != "source")):
+            raise UserError(f"{what}: entry {key!r} is not a timing; delete it to time everything again")
+    return data
+
+
 def measure(plan: Any, config: dict[str, Any], workdir: Path, data: dict[str, str], device: str,
             epochs: int, warmup: int, log: Any, cache: Path | None = None,
             max_negatives: int | None = None) -> dict[tuple[str, str], Timing]:
@@ -256,7 +308,7 @@ def measure(plan: Any, config: dict[str, Any], workdir: Path, data: dict[str, st
     from onebp.atomic import atomic_write_json
     from onebp.data.split_format import load_split
 
-    cached = json.loads(cache.read_text()) if cache is not None and cache.exists() else {}
+    cached = read_cache(cache)
 
     pairs = list(dict.fromkeys((r.dataset, r.method) for r in plan.runs))
     if plan.tuning is not None:
@@ -362,17 +414,36 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_estimate)
 
 
+def check_arguments(args: argparse.Namespace) -> dict[str, str]:
+    """Every number and path checked before anything is read, timed or written; returns ``--data``
+    as dataset → directory."""
+    for flag, value, least in (("--epochs", args.epochs, 1), ("--warmup", args.warmup, 0), ("--gpus", args.gpus, 1),
+                               ("--max-negatives", args.max_negatives, 1)):
+        if value is not None and value < least:
+            # --epochs 0 would time nothing (a median of no epochs)
+            raise UserError(f"{flag} {value}: must be at least {least}")
+    data = {}
+    for item in args.data:
+        ds, sep, path = item.partition("=")
+        if not sep or not ds or not path:
+            raise UserError(f"--data expects DATASET=DIR, got {item!r}")
+        if not Path(path).is_dir():  # else it was silently priced by catalog size instead
+            raise UserError(f"--data {item}: {path} is not a directory")
+        data[ds] = path
+    if args.datasets is not None and not [d for d in args.datasets.split(",") if d.strip()]:
+        raise UserError(f"--datasets {args.datasets!r}: names no dataset (comma-separated names)")
+    if args.cache is not None and args.cache.is_dir():
+        raise UserError(f"--cache {args.cache}: a directory, not a JSON file")
+    read_cache(args.cache)
+    return data
+
+
 def cmd_estimate(args: argparse.Namespace) -> int:
     from onebp.methods.registry import discover
     from onebp.training.device import select_device
 
+    data = check_arguments(args)
     discover()
-    data = {}
-    for item in args.data:
-        ds, sep, path = item.partition("=")
-        if not sep:
-            raise UserError(f"--data expects DATASET=DIR, got {item!r}")
-        data[ds] = path
     config = load_config(args.workflow_dir, args.configfile, args.config_json)
     if args.datasets:
         config["datasets"] = [d.strip() for d in args.datasets.split(",") if d.strip()]
@@ -380,7 +451,10 @@ def cmd_estimate(args: argparse.Namespace) -> int:
                                                 if d in config["datasets"]]} for s in config["sweeps"]]
         config["sweeps"] = [s for s in config["sweeps"] if s["datasets"]]
     plan = build_plan(args.workflow_dir, config)
-    device = str(select_device(args.device))
+    try:
+        device = str(select_device(args.device))
+    except RuntimeError as exc:  # torch's own refusal of a malformed device string
+        raise UserError(f"--device {args.device!r}: {str(exc).splitlines()[0][:200]}") from None
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
