@@ -252,6 +252,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     from onebp.training.trainer import Trainer, peak_memory_mb
 
+    for flag, value, least in (("--epochs", args.epochs, 1), ("--evals", args.evals, 1), ("--warmup", args.warmup, 0)):
+        if value < least:  # --epochs 0 / --evals 0: a median of nothing
+            raise UserError(f"{flag} {value}: must be at least {least}")
     split = load_split(args.data)
     method, cfg = _config(args, split.name)
     trainer = Trainer(method, cfg, split, run_dir=None, log=lambda msg: None)
