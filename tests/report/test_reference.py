@@ -47,3 +47,37 @@ def test_freeze_copies_results_tuning_and_run_records_only(tmp_path: Path) -> No
 def test_freeze_without_results_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="results.csv"):
         freeze(tmp_path, tmp_path / "out", command="x", wall="y")
+
+
+def _files(root: Path) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+
+
+def test_run_dir_with_dotdot_does_not_write_outside_out(tmp_path: Path) -> None:
+    """Before: run_dir 'results/runs/../../../elsewhere/seed0' was copied to
+    <out>/runs/../../../elsewhere/seed0/…, outside --out."""
+    work = tmp_path / "work"
+    _study(work)
+    away = tmp_path / "elsewhere/seed0"
+    away.mkdir(parents=True)
+    (away / "metrics.json").write_text("{}")
+    with open(work / "results/results.csv", "a") as f:
+        f.write("toy,onebp,results/runs/../../../elsewhere/seed0\n")
+    before = _files(tmp_path)
+    out = work / "results/reference/toy"
+    freeze(work, out, command="x", wall="y")
+    new = {p for p in _files(tmp_path) - before}
+    assert new and all(p.startswith("work/results/reference/toy/") for p in new), new
+    assert (out / "runs/seed0/metrics.json").exists()  # a run outside results/ keeps only its name
+
+
+def test_run_dir_named_dotdot_is_refused_before_any_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    work = tmp_path / "a/work"
+    _study(work)
+    (tmp_path / "metrics.json").write_text("{}")  # what run_dir '../..' (from work/) points at
+    with open(work / "results/results.csv", "a") as f:
+        f.write("toy,onebp,../..\n")
+    monkeypatch.chdir(work)
+    with pytest.raises(UserError, match=r"run_dir '\.\./\.\.': name '\.\.' is not a plain name"):
+        freeze(".", "out", command="x", wall="y")
+    assert not (work / "out").exists()
