@@ -17,7 +17,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "onebp"
 
 #: the lowest layer: every package may import it, and it imports only itself
-CORE = frozenset({"onebp", "onebp.errors", "onebp.atomic", "onebp.config"})
+CORE = frozenset({"onebp", "onebp.errors", "onebp.atomic", "onebp.config", "onebp.safe_paths"})
 #: the command line's entry point registers every package's subcommands, so it may import anything
 ENTRY_POINTS = frozenset({"onebp.cli", "onebp.__main__"})
 
