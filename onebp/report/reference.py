@@ -104,8 +104,9 @@ def freeze(workdir: str | Path, out: str | Path, command: str, wall: str, note: 
         "```",
         "",
         "It prints per cell (dataset, method, setting, protocol, split, metric) the rerun's value, this "
-        "reference's, and whether they differ by more than the seed-to-seed spread allows (|Δmean| > "
-        "max(3·SE_diff, 1e-4), SE_diff from both sides' std over seeds); it exits 1 when any cell disagrees.",
+        "reference's, and whether they differ by more than this reference's seed-to-seed spread allows "
+        "(a check of the mean and one of every rerun seed; a NaN value fails; `onebp report compare --help` "
+        "states the rule); it exits 1 when any cell disagrees or none was compared.",
         "",
     ]))
     written.append(readme)
