@@ -165,3 +165,12 @@ def test_cli_defaults_and_help_state_the_rule() -> None:
     assert (args.k_sigma, args.tol, args.k_seed, args.floor) == (cmp.K_SIGMA, cmp.TOL, cmp.K_SEED, cmp.FLOOR)
     for piece in ("K_SEED", "FLOOR", "reference", "NaN", "false alarm"):
         assert piece in cli.COMPARE_RULE
+
+
+def test_claims_on_an_empty_csv_is_one_line(tmp_path: Path) -> None:
+    """The guard is in the shared reader (collect.load_results), so `report claims` gets it too."""
+    empty = tmp_path / "results.csv"
+    empty.write_text("")
+    with pytest.raises(UserError, match=r"results\.csv: empty, not a results table"):
+        _cli(["report", "claims", "--results", str(empty), "--out", str(tmp_path / "REPORT.md")])
+    assert not (tmp_path / "REPORT.md").exists()
