@@ -29,12 +29,17 @@ def tuned_inputs(plan: StudyPlan, dataset: str, names: list[str]) -> list[str]:
     return [f for m in names for f in plan.tuned_inputs(dataset, m)]
 
 
-def method_args(plan: StudyPlan, dataset: str, names: list[str]) -> str:
-    """Each method's main setting: its tuned best.json and the config's overrides (per method)."""
+def method_args(plan: StudyPlan, dataset: str, names: list[str], tuned_files: list[str] | None = None) -> str:
+    """Each method's main setting: its tuned best.json and the config's overrides (per method).
+
+    ``tuned_files``: the rule's declared ``tuned`` input (:func:`tuned_inputs`' files, in that order)
+    where the job finds them, e.g. under a storage plugin's local prefix; default: the plan's paths."""
+    planned = tuned_inputs(plan, dataset, names)
+    where = dict(zip(planned, planned if tuned_files is None else [str(f) for f in tuned_files], strict=True))
     args = []
     for m in names:
         for f in plan.tuned_inputs(dataset, m):
-            args += ["--params-file", f"{m}={f}"]
+            args += ["--params-file", f"{m}={where[f]}"]
         main = [s for (d, mm, s) in plan.settings if d == dataset and mm == m and s.startswith("main-")]
         if main:
             for k, v in plan.settings[(dataset, m, main[0])].items():

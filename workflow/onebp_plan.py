@@ -73,6 +73,43 @@ class StudyPlan:
             args.append("--allow-unverified")
         return shlex.join(args)
 
+    def raw_dataset(self, dataset: str) -> Any:
+        """The ``onebp.data.catalog.Dataset`` that ``onebp data download|prepare`` resolve from the
+        dataset's source options (the same flags as :meth:`source_args`)."""
+        from onebp.data.catalog import custom_dataset, get_dataset, load_dataset_file
+
+        opts = self.config["dataset_options"].get(dataset, {})
+        if opts.get("dataset_file"):
+            return load_dataset_file(opts["dataset_file"])
+        if opts.get("url"):
+            files = [{"role": "train" if opts.get("test_url") else "all", "format": opts.get("format"),
+                      "url": opts["url"], "sha256": opts.get("sha256")}]
+            if opts.get("test_url"):
+                files.append({"role": "test", "format": opts.get("format"), "url": opts["test_url"],
+                              "sha256": opts.get("test_sha256")})
+            return custom_dataset({"name": dataset, "files": files})
+        return get_dataset(dataset)
+
+    def raw_files(self, dataset: str) -> list[str]:
+        """The raw files ``download`` leaves in ``data/raw/<dataset>/`` and ``prepare`` reads: one per
+        input of the dataset (its archive, or its plain file). An archive whose interactions member
+        was placed by hand instead (``onebp data download`` accepts that when the member's checksum
+        is pinned) declares the member, so a hand-placed ``u.data`` keeps working. Declared, they are
+        what a storage plugin uploads and brings to the prepare jobs (no shared file system)."""
+        try:
+            ds = self.raw_dataset(dataset)
+        except UserError as exc:
+            raise ConfigError(f"dataset_options.{dataset}: {exc}") from None
+        folder = f"data/raw/{dataset}"
+        files = []
+        for inp in ds.inputs:
+            name, member = inp.file.filename, inp.file.member
+            if (member is not None and member.sha256 and not os.path.exists(f"{folder}/{name}")
+                    and os.path.exists(f"{folder}/{member.filename}")):
+                name = member.filename
+            files.append(f"{folder}/{name}")
+        return files
+
     def prepare_cli(self, dataset: str, protocol: str) -> str:
         return shlex.join(self.prepare_args[(dataset, protocol)])
 
@@ -94,7 +131,7 @@ class StudyPlan:
         return self.tuning.best_files(dataset, method) if self.tuning else []
 
     def params_file_args(self, dataset: str, method: str) -> str:
-        return "".join(f"--params-file {shlex.quote(f)}" for f in self.tuned_inputs(dataset, method))
+        return params_file_args(self.tuned_inputs(dataset, method))
 
     def train_resource(self, key: str, default: Any):
         """A resource of the train rule: the method's own value for the dataset (or "*") in
@@ -117,6 +154,12 @@ class StudyPlan:
     def primary_protocol(self) -> str:
         protocols = self.config["protocols"]
         return "clean" if "clean" in protocols else protocols[0]
+
+
+def params_file_args(files: list[str]) -> str:
+    """``--params-file F`` for the (at most one) tuned ``best.json`` of a run; the rules pass their
+    declared input here, which a storage plugin has put under its local prefix."""
+    return " ".join(f"--params-file {shlex.quote(str(f))}" for f in files)
 
 
 def schema_error_path(config: dict[str, Any], schema_path: str) -> str | None:

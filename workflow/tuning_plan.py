@@ -86,6 +86,12 @@ class TuningPlan:
             return []
         return [f"{self.directory(dataset, method)}/best.json"]
 
+    def best_outputs(self) -> list[str]:
+        return [f"{self.directory(ds, m)}/best.json" for ds, m in self.methods]
+
+    def trials_outputs(self) -> list[str]:
+        return [f"{self.directory(ds, m)}/trials.csv" for ds, m in self.methods]
+
     def all_outputs(self) -> list[str]:
         return [f"{self.directory(ds, m)}/{name}" for ds, m in self.methods for name in ("trials.csv", "best.json")]
 

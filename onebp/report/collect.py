@@ -59,11 +59,19 @@ def run_rows(run_dir: str | Path) -> list[dict]:
     return rows
 
 
+def run_dir_of(path: str | Path) -> Path:
+    """A run directory, given the directory or its ``metrics.json`` (what the workflow declares and
+    passes: under a storage plugin that file's local copy is the only place the run is found; its
+    ``config.json``, declared too, lies next to it)."""
+    path = Path(path)
+    return path.parent if path.name == "metrics.json" else path
+
+
 def collect(run_dirs: Iterable[str | Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(long results table, one row per run)."""
+    """(long results table, one row per run); each item a run directory or its ``metrics.json``."""
     rows, runs = [], []
     for d in run_dirs:
-        d = Path(d)
+        d = run_dir_of(d)
         rows.extend(run_rows(d))
         cfg = _load_json(d / "config.json")
         m = _load_json(d / "metrics.json")

@@ -37,18 +37,23 @@ def _epoch_cell(r: dict) -> str:
     return str(e)
 
 
+def load_best(path: str | Path) -> dict:
+    """One ``best.json`` with the number of finished trials from the ``trials.csv`` next to it."""
+    path = Path(path)
+    try:
+        best = json.loads(path.read_text())
+        trials = pd.read_csv(path.parent / "trials.csv")
+    except (OSError, ValueError) as exc:  # ValueError: JSON and CSV parse errors
+        raise UserError(f"{path}: {exc}") from None
+    if not isinstance(best, dict) or "status" not in trials:
+        raise UserError(f"{path}: not a best.json/trials.csv pair written by `onebp tune summarize`")
+    best["n_finished"] = int((trials["status"] == "ok").sum())
+    return best
+
+
 def load_tuning(root: str | Path) -> list[dict]:
     """Every ``best.json`` under ``root`` (``<dataset>/<method>/best.json``), sorted."""
-    rows = []
-    for path in sorted(Path(root).glob("*/*/best.json")):
-        try:
-            best = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise UserError(f"{path}: {exc}") from None
-        trials = pd.read_csv(path.parent / "trials.csv")
-        best["n_finished"] = int((trials["status"] == "ok").sum())
-        rows.append(best)
-    return rows
+    return [load_best(path) for path in sorted(Path(root).glob("*/*/best.json"))]
 
 
 def tuning_table(records: Sequence[dict], methods: Sequence[str] | None = None,

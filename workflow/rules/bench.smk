@@ -29,12 +29,14 @@ rule bench:
         onebp=ONEBP,
         gpu_run=GPU_RUN,
         methods=",".join(BENCH_METHODS),
-        method_args=lambda wc: bench_plan.method_args(PLAN, wc.dataset, BENCH_METHODS),
+        # the declared best.json files where they were put (a storage plugin's local copy)
+        method_args=lambda wc, input: bench_plan.method_args(PLAN, wc.dataset, BENCH_METHODS, input.tuned),
         repeats=BENCH.get("repeats", 5),
         epochs=BENCH.get("epochs", 10),
         evals=BENCH.get("evals", 5),
         warmup=BENCH.get("warmup", 2),
         torch_threads=BENCH.get("threads", 1),
+        out=subpath(output.json, strip_suffix=".json"),  # bench-suite --out X writes X.json and X.csv
     conda:
         "../envs/onebp.yaml"
     log:
@@ -50,4 +52,4 @@ rule bench:
         "{params.gpu_run} --slots {resources.gpu} -- {params.onebp} bench-suite --data {input.split} --methods {params.methods}"
         " {params.method_args} --repeats {params.repeats} --epochs {params.epochs} --evals {params.evals}"
         " --warmup {params.warmup} --set dataset={wildcards.dataset} --set threads={params.torch_threads}"
-        " --out results/bench/{wildcards.dataset} > {log} 2>&1"
+        " --out {params.out} > {log} 2>&1"

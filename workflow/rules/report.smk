@@ -1,5 +1,7 @@
 # Run directories → results/results.csv → tables, figures, and a one-page Markdown summary.
 # `snakemake --report results/report.html` collects the outputs marked with report().
+# Every command gets its paths from {input}/{output} (or subpath() of them), never a directory named
+# here: under a storage plugin (no shared file system) they are the local copies the job was given.
 
 PROTOCOL = PLAN.primary_protocol()
 PAPER_TABLE = PROTOCOL == "clean" and "paper" in config["protocols"]
@@ -31,7 +33,6 @@ rule collect:
         runs="results/runs.csv",
     params:
         onebp=ONEBP,
-        run_dirs=PLAN.run_dirs(),
     conda:
         "../envs/onebp.yaml"
     log:
@@ -40,7 +41,7 @@ rule collect:
         mem_mb=config["resources"]["report"].get("mem_mb", 4000),
         runtime=config["resources"]["report"].get("runtime", 30),
     shell:
-        "{params.onebp} report collect {params.run_dirs} --out {output.results} --runs-out {output.runs} > {log} 2>&1"
+        "{params.onebp} report collect {input.metrics} --out {output.results} --runs-out {output.runs} > {log} 2>&1"
 
 
 rule tables:
@@ -74,18 +75,18 @@ rule tables:
         datasets=",".join(config["datasets"]),
         metrics=",".join(REP["metrics"]),
         ks=",".join(map(str, REP["ks"])),
-        bench=f"--bench {' '.join(BENCH_FILES)}" if BENCH_FILES else "",
         gap="--protocol-gap" if BOTH_PROTOCOLS else "",
         sweeps=" ".join(f"--sweep {p}" for p in SWEEP_TABLES),
         metric=REP["metric"],
+        out_dir=subpath(output.main_md, parent=True),
     conda:
         "../envs/onebp.yaml"
     log:
         "results/logs/report/tables.log",
     shell:
-        "{params.onebp} report tables --results {input.results} --out-dir results/tables --protocol {params.protocol} {params.paper}"
+        "{params.onebp} report tables --results {input.results} --out-dir {params.out_dir} --protocol {params.protocol} {params.paper}"
         " --reference {params.reference} --alpha {params.alpha} --metrics {params.metrics} --ks {params.ks}"
-        " --methods {params.methods} --datasets {params.datasets} {params.bench} {params.gap}"
+        " --methods {params.methods} --datasets {params.datasets} --bench {input.bench} {params.gap}"
         " --runs {input.runs} {params.sweeps} --metric {params.metric} > {log} 2>&1"
 
 
@@ -112,15 +113,15 @@ rule figures:
         protocol=PROTOCOL,
         metric=REP["metric"],
         sweeps=" ".join(f"--sweep {p}" for p in PLAN.sweep_params),
-        bench=f"--bench {' '.join(BENCH_FILES)}" if BENCH_FILES else "",
         gap="--protocol-gap" if BOTH_PROTOCOLS else "",
+        out_dir=subpath(output.curves_png, parent=True),
     conda:
         "../envs/onebp.yaml"
     log:
         "results/logs/report/figures.log",
     shell:
-        "{params.onebp} report figures --results {input.results} --runs {input.runs} --out-dir results/figures"
-        " --protocol {params.protocol} --metric {params.metric} {params.sweeps} {params.bench} {params.gap}"
+        "{params.onebp} report figures --results {input.results} --runs {input.runs} --out-dir {params.out_dir}"
+        " --protocol {params.protocol} --metric {params.metric} {params.sweeps} --bench {input.bench} {params.gap}"
         " > {log} 2>&1"
 
 
@@ -131,6 +132,8 @@ rule claims:
         results=rules.collect.output.results,
         bench=BENCH_FILES,
         figures=rules.figures.output,
+        # the figures REPORT.md shows (the ablation sweeps, the protocol gap)
+        shown=[f"results/figures/{f}.png" for f in FIGURES if f.startswith("sweep_") or f == "protocol_gap"],
         per_user=PER_USER,
         configs=RUN_CONFIGS,  # eval_every of each run (efficiency, the epoch-cap table)
     output:
@@ -141,34 +144,28 @@ rule claims:
         onebp=ONEBP,
         reference=REP["reference"],
         alpha=REP["alpha"],
-        bench=f"--bench {' '.join(BENCH_FILES)}" if BENCH_FILES else "",
-        figures=" ".join(f"results/figures/{f}.png" for f in FIGURES if f.startswith("sweep_") or f == "protocol_gap"),
     conda:
         "../envs/onebp.yaml"
     log:
         "results/logs/report/claims.log",
     shell:
-        "{params.onebp} report claims --results {input.results} {params.bench} --out {output.md}"
+        "{params.onebp} report claims --results {input.results} --bench {input.bench} --out {output.md}"
         " --html {output.html} --csv {output.csv} --reference {params.reference} --alpha {params.alpha}"
-        " --figures {params.figures} > {log} 2>&1"
+        " --figures {input.shown} > {log} 2>&1"
 
 
 rule report:
     """One Markdown page with the tables and links to the figures (results/report.md)."""
     input:
-        tables=rules.tables.output,
-        figures=rules.figures.output,
-        tuning=rules.tuning_table.output if PLAN.tuning else [],
+        tables=[f"results/tables/{t}.md" for t in TABLES] + (["results/tables/tuning.md"] if PLAN.tuning else []),
+        figures=[f"results/figures/{f}.png" for f in FIGURES],
     output:
         "results/report.md",
     params:
         onebp=ONEBP,
-        tables=" ".join([f"results/tables/{t}.md" for t in TABLES]
-                        + (["results/tables/tuning.md"] if PLAN.tuning else [])),
-        figures=" ".join(f"results/figures/{f}.png" for f in FIGURES),
     conda:
         "../envs/onebp.yaml"
     log:
         "results/logs/report/report.log",
     shell:
-        "{params.onebp} report summary --tables {params.tables} --figures {params.figures} --out {output} > {log} 2>&1"
+        "{params.onebp} report summary --tables {input.tables} --figures {input.figures} --out {output} > {log} 2>&1"

@@ -22,7 +22,8 @@ rule train:
         gpu_run=GPU_RUN,
         run_dir=subpath(output.metrics, parent=True),
         sets=lambda wc: PLAN.set_args(wc.dataset, wc.method, wc.setting),
-        params_file=lambda wc: PLAN.params_file_args(wc.dataset, wc.method),
+        # --params-file of the declared best.json, where it was put (a storage plugin's local copy)
+        params_file=lambda wc, input: onebp_plan.params_file_args(input.tuned),
     conda:
         "../envs/onebp.yaml"
     log:

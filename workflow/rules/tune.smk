@@ -42,14 +42,14 @@ if TUNING:
     rule tune:
         """The best trial of one method on one dataset: trials.csv, best.json."""
         input:
-            lambda wc: [f"{d}/{f}" for d in TUNING.trial_dirs(wc.dataset, wc.method)
-                        for f in ("metrics.json", "config.json")],
+            # `tune summarize` gets each trial's metrics.json and reads its config.json next to it
+            metrics=lambda wc: [f"{d}/metrics.json" for d in TUNING.trial_dirs(wc.dataset, wc.method)],
+            configs=lambda wc: [f"{d}/config.json" for d in TUNING.trial_dirs(wc.dataset, wc.method)],
         output:
             trials="results/tuning/{dataset}/{method}/trials.csv",
             best="results/tuning/{dataset}/{method}/best.json",
         params:
             onebp=ONEBP,
-            trial_dirs=lambda wc: TUNING.trial_dirs(wc.dataset, wc.method),
             tuned_keys=lambda wc: TUNING.keys(wc.dataset, wc.method),
             budget=TUNING.budget_json(),
             out_dir=subpath(output.best, parent=True),
@@ -66,16 +66,18 @@ if TUNING:
         shell:
             "{params.onebp} tune summarize --method {wildcards.method} --dataset {wildcards.dataset}"
             " --keys {params.tuned_keys} --budget '{params.budget}' --out-dir {params.out_dir}"
-            " {params.trial_dirs} > {log} 2>&1"
+            " {input.metrics} > {log} 2>&1"
 
     rule tuning_table:
         """Chosen settings and validation values of every tuned method."""
         input:
-            TUNING.all_outputs(),
+            best=TUNING.best_outputs(),
+            trials=TUNING.trials_outputs(),  # read next to each best.json
         output:
             **{ext: f"results/tables/tuning.{ext}" for ext in ("md", "tex", "csv", "html")},
         params:
             onebp=ONEBP,
+            out=subpath(output.md, strip_suffix=".md"),
             methods=",".join(config["methods"]),
             datasets=",".join(config["datasets"]),
         conda:
@@ -83,5 +85,5 @@ if TUNING:
         log:
             "results/logs/report/tuning_table.log",
         shell:
-            "{params.onebp} report tuning --root results/tuning --out results/tables/tuning"
+            "{params.onebp} report tuning {input.best} --out {params.out}"
             " --methods {params.methods} --datasets {params.datasets} > {log} 2>&1"
