@@ -156,6 +156,18 @@ class StudyPlan:
         return "clean" if "clean" in protocols else protocols[0]
 
 
+def download_rule_name(dataset: str) -> str:
+    """The download rule of ``dataset`` (one per dataset: its outputs are the dataset's raw files):
+    ``download_<dataset>``, every character other than a letter, digit or _ as _."""
+    return "download_" + "".join(c if c.isalnum() or c == "_" else "_" for c in dataset)
+
+
+def raw_dir_of(raw_file: str) -> str:
+    """RAW_DIR (quoted for the shell) of a raw file ``RAW_DIR/<dataset>/<file>``: where the job was
+    given the declared raw files (``data/raw`` locally; under a storage plugin, its local copy)."""
+    return shlex.quote(os.path.dirname(os.path.dirname(str(raw_file))))
+
+
 def params_file_args(files: list[str]) -> str:
     """``--params-file F`` for the (at most one) tuned ``best.json`` of a run; the rules pass their
     declared input here, which a storage plugin has put under its local prefix."""

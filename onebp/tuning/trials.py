@@ -143,6 +143,13 @@ def trial_record(run_dir: Path, keys: Sequence[str], number: int) -> dict[str, A
         metrics = json.loads((run_dir / "metrics.json").read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise UserError(f"{run_dir}: not a finished trial ({exc})") from None
+    for name, value in (("config.json", config), ("metrics.json", metrics)):
+        if not isinstance(value, dict):
+            raise UserError(f"{run_dir / name}: not a JSON object (a trial run directory's {name})")
+    if not isinstance(config.get("params", {}), dict) or not isinstance(metrics.get("valid") or {}, dict):
+        raise UserError(f"{run_dir}: config.json 'params' or metrics.json 'valid' is not a JSON object")
+    if not isinstance(config.get("select_metric"), str):
+        raise UserError(f"{run_dir / 'config.json'}: no select_metric (not a trial run directory's config)")
     if not config.get("tuning_trial"):
         raise UserError(f"{run_dir}: config.json is not a tuning trial's (tuning_trial is not set)")
     if "test" in metrics:

@@ -6,15 +6,7 @@
 # dataset's raw files, from the catalog entry or the custom source: onebp_plan.raw_files) and
 # `prepare` reads exactly those.
 
-import shlex
-
-
-def _download_rule_name(dataset):
-    """download_<dataset> with every character that is not a letter, digit or _ as _ (a rule name)."""
-    return "download_" + "".join(c if c.isalnum() or c == "_" else "_" for c in dataset)
-
-
-DOWNLOAD_RULES = {ds: _download_rule_name(ds) for ds in config["datasets"]}
+DOWNLOAD_RULES = {ds: onebp_plan.download_rule_name(ds) for ds in config["datasets"]}
 
 for _dataset, _rule_name in DOWNLOAD_RULES.items():
 
@@ -52,7 +44,7 @@ rule prepare:
         source=lambda wc: PLAN.source_args(wc.dataset),
         prepare=lambda wc: PLAN.prepare_cli(wc.dataset, wc.prep.split("-", 1)[0]),
         # RAW_DIR of data/raw/<dataset>/<file>, where the declared raw files were put (locally: data/raw)
-        raw_dir=lambda wc, input: shlex.quote(os.path.dirname(os.path.dirname(input.raw[0]))),
+        raw_dir=lambda wc, input: onebp_plan.raw_dir_of(input.raw[0]),
     conda:
         "../envs/onebp.yaml"
     log:
