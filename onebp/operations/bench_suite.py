@@ -80,6 +80,26 @@ def _last_line(text: str) -> str:
     return lines[-1][-400:] if lines else "(no message)"
 
 
+def check_settings(data: str, methods: list[str], params: dict[str, str], sets: list[str],
+                   own: dict[str, list[str]]) -> None:
+    """The split and every method's settings, resolved here as each child would: a bad split, an
+    unknown method or ``--set`` key is refused once, in one line, before any child starts (each
+    child costs seconds of start-up, and would fail the same way)."""
+    from onebp.config import parse_assignments, resolve_config
+    from onebp.data.split_format import load_split
+    from onebp.methods.registry import discover, get_method
+    from onebp.training.commands import read_params_file
+
+    split = load_split(data)
+    discover()
+    for m in methods:
+        method = get_method(m)
+        overrides = dict(read_params_file(params[m])) if m in params else {}
+        overrides.update(parse_assignments([*sets, *own.get(m, [])]))
+        resolve_config(method.name, method.params, method.defaults, split.name, overrides,
+                       onebp_update=method.onebp_update)
+
+
 def cmd_bench_suite(args: argparse.Namespace) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not methods:
@@ -108,6 +128,7 @@ def cmd_bench_suite(args: argparse.Namespace) -> int:
         if not sep or m not in methods or "=" not in kv:
             raise UserError(f"--method-set {item!r}: expected METHOD:KEY=VALUE with METHOD in {methods}")
         own.setdefault(m, []).append(kv)
+    check_settings(args.data, methods, params, args.set, own)
     records = []
     for rep in range(args.repeats):
         for m in order(methods, rep):
