@@ -21,11 +21,56 @@ import yaml
 
 from tests.workflow.test_workflow import REPO, snakemake
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(shutil.which("rsync") is None,
-                       reason="rsync is not installed: snakemake-storage-plugin-fs copies files with it"),
-]
+RULES = sorted((REPO / "workflow" / "rules").glob("*.smk"))
+
+
+def shell_commands(text: str) -> list[str]:
+    """The shell: strings of a rules file (the concatenated string literals after each `shell:`)."""
+    commands = []
+    for block in re.split(r"\n\s*shell:\s*\n", text)[1:]:
+        lines = []
+        for line in block.splitlines():
+            if not line.strip().startswith(('"', "'")):
+                break
+            lines.append(line.strip())
+        commands.append("".join(re.findall(r'"((?:[^"\\]|\\.)*)"', " ".join(lines))))
+    return commands
+
+
+def test_no_rule_names_a_path_in_its_command() -> None:
+    """A path written into a command (`--out-dir results/tables`, `--raw-dir data/raw`) is not where
+    a storage plugin puts the job's files: every path comes from {input}/{output}/{log} or params."""
+    commands = [(f.name, c) for f in RULES for c in shell_commands(f.read_text())]
+    assert len(commands) >= 10  # the parser found the rules' commands
+    for name, cmd in commands:
+        for literal in ("results/", "data/"):
+            assert literal not in cmd, f"{name}: {cmd}"
+
+
+def test_download_declares_the_raw_files_prepare_reads(tmp_path, monkeypatch) -> None:
+    import sys
+
+    sys.path.insert(0, str(REPO / "workflow"))
+    import onebp_plan
+
+    cfg = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
+    cfg.update(datasets=["tiny", "ml-100k", "gowalla"], sweeps=[], tuning=None, method_params={}, params={})
+    cfg["dataset_options"]["gowalla"] = {}
+    cfg["dataset_options"]["ml-100k"] = {}
+    cfg.setdefault("prepare", {})
+    plan = onebp_plan.StudyPlan(cfg)
+    monkeypatch.chdir(tmp_path)
+    assert plan.raw_files("tiny") == ["data/raw/tiny/ml-100k-tiny.zip"]  # the custom source's archive
+    assert plan.raw_files("gowalla") == ["data/raw/gowalla/train.txt", "data/raw/gowalla/test.txt"]
+    assert plan.raw_files("ml-100k") == ["data/raw/ml-100k/ml-100k.zip"]
+    # u.data placed by hand instead of the archive (its checksum is pinned): that file is declared
+    (tmp_path / "data" / "raw" / "ml-100k").mkdir(parents=True)
+    (tmp_path / "data" / "raw" / "ml-100k" / "u.data").write_text("1\t1\t5\t0\n")
+    assert plan.raw_files("ml-100k") == ["data/raw/ml-100k/u.data"]
+    assert onebp_plan.raw_dir_of("/local/prefix/data/raw/ml-100k/u.data") == "/local/prefix/data/raw"
+    assert onebp_plan.download_rule_name("ml-100k") == "download_ml_100k"
+
+
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +84,9 @@ def tiny_url() -> Iterator[str]:
     httpd.shutdown()
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("rsync") is None,
+                    reason="rsync is not installed: snakemake-storage-plugin-fs copies files with it")
 def test_smoke_preset_under_a_storage_plugin_without_shared_file_system(tiny_url: str, tmp_path: Path) -> None:
     cfg = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
     cfg["dataset_options"]["tiny"]["url"] = tiny_url
