@@ -4,7 +4,8 @@ Each check raises ``AssertionError`` with a message naming the method and what w
 broken drop-in module fails with a readable reason. The checks run on small synthetic data with
 the battery's fast settings (``BATTERY``) merged with the method's own ``test_overrides``:
 
-* ``check_builds`` — the method builds from its defaults on the data;
+* ``check_builds`` — the method builds from its defaults on the data, into a model that meets the
+  contract of its kind (``onebp.model.contracts``: ``IterativeModel`` or ``OneShotModel``);
 * ``check_config_roundtrip`` — resolved config → ``to_dict`` → resolved again is the same;
 * ``check_score_shape`` — ``score_users`` gives finite floating (len(users), n_items) scores on the
   training device;
@@ -35,6 +36,7 @@ from onebp.config import TrainConfig, resolve_config
 from onebp.data.split_format import Split
 from onebp.data.synthetic import SyntheticConfig, synthetic_split
 from onebp.methods.spec import Method
+from onebp.model.contracts import IterativeModel, OneShotModel, contract_gaps
 from onebp.training.trainer import Trainer
 
 #: shared fast settings for the tiny battery data; a method's ``test_overrides`` win over these
@@ -67,13 +69,13 @@ def make_trainer(method: Method, split: Split, **overrides: Any) -> Trainer:
 
 
 def _iterative(trainer: Trainer) -> bool:
-    return getattr(trainer.model, "iterative", True)
+    return trainer.model.iterative
 
 
 def train_epochs(trainer: Trainer, epochs: int) -> list[float]:
     """Run ``epochs`` epochs (or the one-shot ``fit``); return the per-epoch losses."""
     name = trainer.method.name
-    if not _iterative(trainer):
+    if not trainer.model.iterative:
         trainer.model.fit()
         return []
     losses = []
@@ -91,8 +93,7 @@ def scores(trainer: Trainer, users: torch.Tensor | None = None) -> torch.Tensor:
     if users is None:
         users = torch.arange(trainer.data.split.n_users, device=trainer.device)
     model = trainer.model
-    if hasattr(model, "prepare_scoring"):
-        model.prepare_scoring()
+    model.prepare_scoring()
     return model.score_users(users)
 
 
@@ -116,12 +117,22 @@ def same_device(a: torch.device, b: torch.device) -> bool:
 # -- the checks -------------------------------------------------------------------------------------
 def check_builds(method: Method, split: Split) -> Trainer:
     trainer = make_trainer(method, split)
-    for attr in ("score_users", "state_dict", "load_state_dict"):
-        if not hasattr(trainer.model, attr):
-            raise AssertionError(f"method {method.name!r}: the built model has no {attr}()")
-    if not _iterative(trainer) and not hasattr(trainer.model, "fit"):
-        raise AssertionError(f"method {method.name!r}: iterative = False but the model has no fit()")
+    check_contract(method.name, trainer.model)
     return trainer
+
+
+def check_contract(name: str, model: object) -> None:
+    """``model`` declares its kind (``iterative``) and has every member that kind's protocol names,
+    callable with the arguments the trainer passes (``onebp.model.contracts.contract_gaps``)."""
+    kind = getattr(model, "iterative", None)  # a checker: a model without its kind gets a message
+    if kind is not True and kind is not False:
+        raise AssertionError(f"method {name!r}: the built model ({type(model).__name__}) does not say "
+                             f"its kind: a class attribute iterative = True or False, got {kind!r}")
+    protocol = IterativeModel if kind else OneShotModel
+    gaps = contract_gaps(model, protocol)
+    if gaps:
+        raise AssertionError(f"method {name!r}: the built model ({type(model).__name__}, iterative = "
+                             f"{kind}) breaks the {protocol.__name__} contract: {'; '.join(gaps)}")
 
 
 def check_config_roundtrip(method: Method, split: Split) -> None:

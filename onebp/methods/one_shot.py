@@ -1,4 +1,8 @@
-"""Non-neural sanity floors, fitted in one shot (``iterative = False``): most-popular and EASE.
+"""Non-neural sanity floors, fitted in one shot: most-popular and EASE.
+
+Both are ``OneShotModel``s (``onebp.model.contracts``): the trainer calls ``fit()`` once, with no
+epochs and no sampler; scoring needs no preparation (the contract's no-op ``prepare_scoring``), and
+the best-model copy is the whole state (its default ``scoring_weights``).
 
 * ``MostPop``: every user gets the items ranked by their number of train interactions.
 * ``EASE`` (Steck, WWW 2019): item-item weights ``B = I − P·diag(1/diag(P))`` with
@@ -14,6 +18,7 @@ from typing import Any
 import torch
 
 from onebp.errors import UserError
+from onebp.model.contracts import OneShotModel
 from onebp.model.interactions import UserItems
 
 
@@ -25,9 +30,8 @@ def dense_rows(train: UserItems, users: torch.Tensor) -> torch.Tensor:
     return x
 
 
-class MostPop:
-    iterative = False
-    sampler = None
+class MostPop(OneShotModel):
+    """Every user gets the items ranked by their number of train interactions."""
 
     def __init__(self, train: UserItems) -> None:
         self.train = train
@@ -35,9 +39,6 @@ class MostPop:
 
     def fit(self) -> None:
         self.popularity = torch.bincount(self.train.indices, minlength=self.train.n_items).to(torch.float32)
-
-    def prepare_scoring(self) -> None:
-        pass
 
     @torch.no_grad()
     def score_users(self, users: torch.Tensor) -> torch.Tensor:
@@ -82,9 +83,8 @@ def check_ease_fits(n_items: int, budget: int, where: str) -> None:
         )
 
 
-class EASE:
-    iterative = False
-    sampler = None
+class EASE(OneShotModel):
+    """Closed-form item-item weights (module docstring); ``lam`` is λ."""
 
     def __init__(self, train: UserItems, lam: float) -> None:
         self.train, self.lam = train, lam
@@ -105,9 +105,6 @@ class EASE:
         b = -p / p.diagonal()[None, :]
         b.diagonal().zero_()
         self.B = b.to(torch.float32)
-
-    def prepare_scoring(self) -> None:
-        pass
 
     @torch.no_grad()
     def score_users(self, users: torch.Tensor) -> torch.Tensor:

@@ -7,7 +7,8 @@
 * ``updates`` (4 of 4): the update strategies — ``Backprop`` (TwoBP) and ``OneBP``, whose user update
   is ``aggregation`` (the moving aggregation and its ablations); ``optimizer``: Adam and its fast
   step; ``momentum``: BUIR's momentum target;
-* ``two_tower``: ``TwoTowerModel`` (what the trainer drives) and ``BuildContext``;
+* ``two_tower``: ``TwoTowerModel`` (what the trainer drives) and ``BuildContext``; ``contracts``: the
+  protocols a method's model, an update strategy, a loss and a sampler meet;
   ``compose``: ``compose()``, a model from the four modules (import it from ``onebp.model.compose``:
   here the name is the module's); ``interactions``: per-user item sets on the device.
 
@@ -22,6 +23,8 @@ from typing import Any
 #: public name → the module that defines it (re-exported lazily, on first attribute access)
 _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["BuildContext", "TwoTowerModel"], "onebp.model.two_tower"),
+    **dict.fromkeys(["TrainableModel", "IterativeModel", "OneShotModel", "BuiltModel", "UpdateStrategy",
+                     "Loss", "ScoresLoss", "AllItemsLoss", "NegativeSampler"], "onebp.model.contracts"),
     **dict.fromkeys(["make_encoder"], "onebp.model.compose"),
     **dict.fromkeys(["MF", "LightGCN", "GraphSpec", "HistoryAggregation", "BootstrapMF"], "onebp.model.encoders"),
     **dict.fromkeys(["UniformNegatives", "InBatchNegatives"], "onebp.model.samplers"),

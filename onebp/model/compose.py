@@ -8,6 +8,7 @@ from typing import Any
 
 from torch import nn
 
+from onebp.model.contracts import Loss, NegativeSampler, UpdateStrategy
 from onebp.model.encoders import MF, LightGCN
 from onebp.model.losses import InfoNCE
 from onebp.model.samplers import InBatchNegatives, UniformNegatives
@@ -28,9 +29,9 @@ def make_encoder(ctx: BuildContext, name: str, **kwargs: Any) -> nn.Module:
 def compose(
     ctx: BuildContext,
     encoder: str | nn.Module = "mf",
-    loss: Any = None,
+    loss: Loss | None = None,
     update: str = "backprop",
-    sampler: Any = "uniform",
+    sampler: str | NegativeSampler = "uniform",
     score: str = "dot",
     batch_l2: float = 0.0,
     **encoder_kwargs: Any,
@@ -38,10 +39,11 @@ def compose(
     """A two-tower model from the four modules, with the shared settings of ``ctx.config``.
 
     * ``encoder``: a name for :func:`make_encoder` or a built module (user table + item tower);
-    * ``loss``: a loss object (``onebp.model.losses``); default InfoNCE(temperature);
+    * ``loss``: a loss object (``onebp.model.losses``; ``onebp.model.contracts.Loss``); default
+      InfoNCE(temperature);
     * ``update``: ``"backprop"`` (TwoBP) or ``"onebp"`` (beta, aggregation, duplicate_users);
     * ``sampler``: ``"uniform"`` (n_negatives per row; ``"inbatch"`` when n_negatives is 0),
-      ``"inbatch"`` (no sampled negatives) or a sampler object;
+      ``"inbatch"`` (no sampled negatives) or a sampler object (``contracts.NegativeSampler``);
     * ``score``: ``"dot"`` or ``"cosine"`` ranking; ``batch_l2``: LightGCN-style penalty on the
       batch's raw embeddings (added to the loss; turns the fused path off).
     """
@@ -54,8 +56,11 @@ def compose(
         sampler = UniformNegatives(ctx.train, cfg.n_negatives, replace=cfg.negatives_replace)
     elif sampler == "inbatch":
         sampler = InBatchNegatives()
+    elif isinstance(sampler, str):
+        raise ValueError(f"unknown sampler {sampler!r}: expected uniform or inbatch (or pass a sampler)")
     if loss is None:
         loss = InfoNCE(cfg.temperature)
+    strategy: UpdateStrategy
     if update == "onebp":
         strategy = OneBP(encoder, loss, cfg.lr, cfg.l2, cfg.fused, cfg.batch_size, beta=cfg.beta,
                          aggregation=cfg.aggregation, duplicate_users=cfg.duplicate_users,

@@ -1,12 +1,19 @@
 """Losses over a batch of (user, positive, negatives).
 
 A loss is called as ``loss(user_vecs (B,d), pos_vecs (B,d), neg_vecs (B,N,d) | None)`` and returns
-a scalar. ``neg_vecs is None`` means in-batch negatives: the other rows' positives. A loss that
-is a function of the dot-product scores only may also provide ``value_and_grad(scores)`` for
-scores of shape (1+N, B) — row 0 the positives, row j the j-th negatives (this layout makes the
-per-row reductions contiguous, which is several times faster on CPU): the trainer's fused path
-then writes the embedding gradients by hand (no autograd graph).
-New losses (DirectAU, SimpleX's CCL …) only need ``__call__``.
+a scalar (``onebp.model.contracts.Loss``). ``neg_vecs is None`` means in-batch negatives: the other
+rows' positives. Two optional capabilities, each a protocol the update strategies check once with
+``isinstance`` (``onebp.model.contracts``):
+
+* ``value_and_grad(scores)`` (``ScoresLoss``), for a loss that is a function of the dot-product
+  scores only, with scores of shape (1+N, B) — row 0 the positives, row j the j-th negatives (this
+  layout makes the per-row reductions contiguous, which is several times faster on CPU): the fused
+  path then writes the embedding gradients by hand (no autograd graph);
+* ``with_all_items(user_vecs, pos_vecs, item_vecs, neg_ids)`` (``AllItemsLoss``): the same loss from
+  all item vectors, cheaper for many negatives over a small catalogue.
+
+New losses (DirectAU, SimpleX's CCL …) only need ``__call__``. ``BootstrapLoss`` is BUIR's own
+(online predictions against targets, ``onebp.model.momentum.MomentumTarget``), not a ``Loss``.
 """
 
 from __future__ import annotations

@@ -19,9 +19,9 @@ def momentum_update(target: list[torch.Tensor], online: list[torch.Tensor], tau:
 
 
 class MomentumTarget(Backprop):
-    """BUIR (Lee et al., SIGIR 2021): online encoder + predictor trained by gradient, a target
-    encoder that follows the online one by momentum (``momentum_update`` after every optimizer
-    step), no negatives.
+    """An ``UpdateStrategy`` (``onebp.model.contracts``) for BUIR (Lee et al., SIGIR 2021): online
+    encoder + predictor trained by gradient, a target encoder that follows the online one by
+    momentum (``momentum_update`` after every optimizer step), no negatives.
 
     The encoder provides ``online_parameters()``, ``target_parameters()`` (aligned lists),
     ``user_table``/``item_table`` (online), ``target_user``/``target_item`` and ``predictor``; the
@@ -29,6 +29,8 @@ class MomentumTarget(Backprop):
     Like OneBP's user update, the target moves toward the online vectors by an exponential
     moving average instead of by gradient.
     """
+
+    loss: Any  # BootstrapLoss: four arguments, not a contracts.Loss (the autograd step below calls it)
 
     def __init__(self, encoder: nn.Module, loss: Any, lr: float, l2: float, batch_size: int,
                  tau: float) -> None:

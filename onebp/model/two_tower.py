@@ -1,15 +1,9 @@
 """The trainable model the trainer drives, and what a method's ``build`` receives.
 
-The trainer only relies on this protocol (duck-typed, no base class needed):
-
-* ``iterative`` — False for methods fitted in one shot (``fit(ctx)``; no epochs);
-* ``sampler`` — ``.sample(users, generator)`` → negatives (B, N) or None;
-* ``begin_epoch(users, pos, neg)`` with the epoch's shuffled rows, then for every batch b
-  ``step(b)`` → detached batch loss and ``after_step(b)``, then ``end_epoch(train)``;
-* ``score_users(users)`` → (len(users), n_items) scores;
-* ``state_dict()`` / ``load_state_dict(state)`` — everything needed to resume (optimizer included).
-
-``TwoTowerModel`` implements it for compositions of the four modules.
+``TwoTowerModel`` composes the four modules — encoder, sampler, loss and update strategy (the
+strategy owns the loss and the optimizer) — into an ``IterativeModel``; the contracts it meets (and
+the one-shot kind of model) are written as protocols in ``onebp.model.contracts``.
+``BuildContext`` is what every method's ``build(ctx)`` gets.
 """
 
 from __future__ import annotations
@@ -22,6 +16,7 @@ import torch
 from torch import nn
 
 from onebp.config import TrainConfig
+from onebp.model.contracts import IterativeModel, NegativeSampler, UpdateStrategy
 from onebp.model.encoders import GraphSpec
 from onebp.model.interactions import UserItems
 
@@ -50,12 +45,11 @@ class BuildContext:
         return GraphSpec(self.n_users, self.n_items, self.train_pairs)
 
 
-class TwoTowerModel:
+class TwoTowerModel(IterativeModel):
     """Encoder + sampler + loss + update strategy (the strategy owns the loss and optimizer)."""
 
-    iterative = True
-
-    def __init__(self, encoder: nn.Module, sampler: Any, strategy: Any, score: str = "dot") -> None:
+    def __init__(self, encoder: nn.Module, sampler: NegativeSampler, strategy: UpdateStrategy,
+                 score: str = "dot") -> None:
         if score not in ("dot", "cosine"):
             raise ValueError(f"unknown score {score!r}: expected dot or cosine")
         self.encoder = encoder
@@ -94,3 +88,10 @@ class TwoTowerModel:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.encoder.load_state_dict(state["encoder"])
         self.strategy.load_state_dict(state["strategy"])
+
+    def scoring_weights(self) -> dict[str, Any]:
+        """The encoder's tensors only: scoring needs no optimizer state."""
+        return self.encoder.state_dict()
+
+    def load_scoring_weights(self, weights: dict[str, Any]) -> None:
+        self.encoder.load_state_dict(weights)

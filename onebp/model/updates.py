@@ -13,8 +13,9 @@
 described, and computed, in ``onebp.model.aggregation``. Adam and its fast step live in
 ``onebp.model.optimizer``; BUIR's momentum target in ``onebp.model.momentum``.
 
-Both strategies have a fused path for encoders whose vectors are plain table rows (MF) and losses
-with ``value_and_grad``: the embedding gradients are written by hand (gather, multiply, reduce,
+Both strategies satisfy ``onebp.model.contracts.UpdateStrategy``. They have a fused path for
+encoders whose vectors are plain table rows (MF) and losses with ``value_and_grad``
+(``contracts.ScoresLoss``): the embedding gradients are written by hand (gather, multiply, reduce,
 ``index_add_``) instead of building an autograd graph. Both strategies use it, so a OneBP/TwoBP
 time comparison compares the update rules, not two implementations. Scores use the layout
 (1+N, B) — row 0 the positives — because reductions over a contiguous batch vectorise on CPU.
@@ -22,7 +23,7 @@ time comparison compares the update rules, not two implementations. Scores use t
 
 from __future__ import annotations
 
-from typing import Any
+from typing import cast
 
 import torch
 from torch import nn
@@ -35,6 +36,7 @@ from onebp.model.aggregation import (
     item_mean_users,
     per_epoch_aggregation,
 )
+from onebp.model.contracts import AllItemsLoss, Loss, ScoresLoss, UpdateStrategy
 from onebp.model.interactions import UserItems
 from onebp.model.optimizer import adam_step, make_adam
 
@@ -42,16 +44,16 @@ from onebp.model.optimizer import adam_step, make_adam
 FULL_SCORES_LIMIT = 1 << 25
 
 
-class _Strategy:
+class _Strategy(UpdateStrategy):
     """Shared batch step (fused or autograd); subclasses say which tower trains by gradient.
 
-    Per epoch the trainer calls ``begin_epoch(users, pos, neg)`` with the epoch's shuffled rows,
-    then ``step(b)`` and ``after_step(b)`` for every batch b, then ``end_epoch(train)``.
+    The calls per epoch are ``UpdateStrategy``'s (``onebp.model.contracts``); ``after_step`` and
+    ``end_epoch`` are its no-op hooks unless a subclass overrides them.
     """
 
     trains_users: bool
 
-    def __init__(self, encoder: nn.Module, loss: Any, lr: float, l2: float, fused: bool,
+    def __init__(self, encoder: nn.Module, loss: Loss, lr: float, l2: float, fused: bool,
                  batch_size: int, batch_l2: float = 0.0) -> None:
         self.encoder = encoder
         self.loss = loss
@@ -65,7 +67,9 @@ class _Strategy:
                 p.requires_grad_(False)
         self.params = params
         self.optimizer = make_adam(params, lr, l2)
-        self.fused = fused and getattr(encoder, "plain_tables", False) and hasattr(loss, "value_and_grad")
+        # the loss's optional capabilities (contracts.ScoresLoss, AllItemsLoss), read once
+        self.fused = fused and getattr(encoder, "plain_tables", False) and isinstance(loss, ScoresLoss)
+        self.all_items = isinstance(loss, AllItemsLoss)
 
     def begin_epoch(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor | None) -> None:
         self.users, self.pos, self.neg = users, pos, neg
@@ -93,7 +97,8 @@ class _Strategy:
         u = user_table.index_select(0, users)  # (B, d)
         flat = items_t.reshape(-1)
         v = item_table.index_select(0, flat).view(*items_t.shape, d)  # (1+N, B, d)
-        loss, g = self.loss.value_and_grad((v * u).sum(2))
+        # the fused path is only taken for a ScoresLoss (``self.fused``, checked in __init__)
+        loss, g = cast(ScoresLoss, self.loss).value_and_grad((v * u).sum(2))
         item_grad = (g[:, :, None] * u).view(-1, d)
         if self.batch_l2:
             # ``ego_penalty`` by hand: each occurrence of a row in the batch adds batch_l2·row/B
@@ -118,12 +123,11 @@ class _Strategy:
             u = u.detach()
         p = enc.item_vectors(pos)
         n_items = self.encoder.item_table.shape[0]
-        if (neg is not None and hasattr(self.loss, "with_all_items")
-                and len(users) * n_items <= FULL_SCORES_LIMIT):
+        if neg is not None and self.all_items and len(users) * n_items <= FULL_SCORES_LIMIT:
             # Many negatives over a small catalogue: one (B, |I|) product and a gather are cheaper
             # than gathering (B, N, d) negative vectors (same loss value and gradients).
             all_items = enc.item_vectors(torch.arange(n_items, device=neg.device))
-            loss = self.loss.with_all_items(u, p, all_items, neg)
+            loss = cast(AllItemsLoss, self.loss).with_all_items(u, p, all_items, neg)
         else:
             n = enc.item_vectors(neg) if neg is not None else None
             loss = self.loss(u, p, n)
@@ -142,12 +146,6 @@ class _Strategy:
         if self.trains_users:
             total = total + enc.user_table[users].pow(2).sum()
         return 0.5 * total / len(users)
-
-    def after_step(self, b: int) -> None:
-        """Work after the optimizer step (OneBP's aggregation); timed separately by the trainer."""
-
-    def end_epoch(self, train: UserItems) -> None:
-        """Work once per epoch (OneBP's per-epoch aggregation)."""
 
     def state_dict(self) -> dict:
         return {"optimizer": self.optimizer.state_dict()}
@@ -177,7 +175,7 @@ class OneBP(_Strategy):
 
     trains_users = False
 
-    def __init__(self, encoder: nn.Module, loss: Any, lr: float, l2: float, fused: bool,
+    def __init__(self, encoder: nn.Module, loss: Loss, lr: float, l2: float, fused: bool,
                  batch_size: int, beta: float, aggregation: Aggregation = "per_batch",
                  duplicate_users: DuplicateUsers = "sequential", batch_l2: float = 0.0) -> None:
         super().__init__(encoder, loss, lr, l2, fused, batch_size, batch_l2=batch_l2)

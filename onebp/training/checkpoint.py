@@ -37,6 +37,7 @@ import torch
 from onebp.atomic import atomic_path
 from onebp.config import TrainConfig
 from onebp.errors import UserError
+from onebp.model.contracts import TrainableModel
 from onebp.training.selection import TrainState
 from onebp.training.split_fingerprint import SplitFingerprint
 
@@ -67,18 +68,14 @@ def code_revision() -> str:
     return h.hexdigest()[:16]
 
 
-def model_weights(model: Any) -> dict[str, Any]:
-    """What scoring needs, copied to host memory: the encoder's tensors for a two-tower model (no
-    optimizer state), else the model's whole state. Host memory keeps the copy out of the GPU's."""
-    state = model.encoder.state_dict() if hasattr(model, "encoder") else model.state_dict()
-    return _to_host(state)
+def model_weights(model: TrainableModel) -> dict[str, Any]:
+    """What scoring needs (``scoring_weights``: the encoder's tensors for a two-tower model, no
+    optimizer state; by default the whole state), copied to host memory, out of the GPU's."""
+    return _to_host(model.scoring_weights())
 
 
-def load_model_weights(model: Any, weights: dict[str, Any]) -> None:
-    if hasattr(model, "encoder"):
-        model.encoder.load_state_dict(weights)
-    else:
-        model.load_state_dict(weights)
+def load_model_weights(model: TrainableModel, weights: dict[str, Any]) -> None:
+    model.load_scoring_weights(weights)
 
 
 def _to_host(obj: Any) -> Any:

@@ -43,6 +43,7 @@ from onebp.config import TrainConfig
 from onebp.data.split_format import Split
 from onebp.errors import UserError
 from onebp.methods.spec import Method
+from onebp.model.contracts import BuiltModel, IterativeModel, OneShotModel
 from onebp.model.interactions import UserItems
 from onebp.model.two_tower import BuildContext
 from onebp.training.checkpoint import NON_RESULT_KEYS, Checkpointer, load_model_weights, model_weights
@@ -150,7 +151,7 @@ class Trainer:
         self.seeds, init, self.generator = seeded_generators(cfg, self.device)
         ctx = BuildContext(split.n_users, split.n_items, split.part("train"), self.data.train,
                            self.device, init, cfg)
-        self.model = method.build(ctx)
+        self.model: BuiltModel = method.build(ctx)  # onebp.model.contracts: iterative or one-shot
         self.state = TrainState()
         self.timer, self.epoch_timer = PhaseTimer(self.device, cfg.profile_phases), EpochTimer(self.device)
         self.gpu_peaks, self.checkpoints = GpuPeaks(self.device), Checkpointer(run_dir, cfg, self.device)
@@ -163,14 +164,13 @@ class Trainer:
             raise ForbiddenTestAccess("a tuning trial must never evaluate the test part")
         heldout = d.valid if part == "valid" else d.test
         exclude = [d.train] + ([d.valid] if part == "test" and d.valid is not None else [])
-        if hasattr(self.model, "prepare_scoring"):
-            self.model.prepare_scoring()
+        self.model.prepare_scoring()
         return full_ranking_metrics(self.model.score_users, heldout, exclude, ks=self.cfg.ks,
                                     memory_budget_mb=self.cfg.eval_memory_mb)
 
     def run_epoch(self) -> dict[str, Any]:
         """One shuffled pass over train: sample negatives, then step (and aggregate) per batch."""
-        cfg, d, model, timer = self.cfg, self.data, self.model, self.timer
+        cfg, d, model, timer = self.cfg, self.data, _iterative(self.model), self.timer
         timer.totals = {}
         n = len(d.train_users)
         n_batches = count_batches(n, cfg)
@@ -178,7 +178,7 @@ class Trainer:
         t = timer.now()
         perm = torch.randperm(n, generator=self.generator, device=self.device)
         users, items = d.train_users[perm], d.train_items[perm]
-        negatives = model.sampler.sample(users, self.generator) if model.sampler else None
+        negatives = model.sampler.sample(users, self.generator)
         t = timer.add("sample", t)
         model.begin_epoch(users, items, negatives)  # epoch-level precomputation (aggregation plan)
         t = timer.add("prepare", t)
@@ -221,8 +221,8 @@ class Trainer:
     def fit(self) -> dict[str, Any]:
         cfg = self.cfg
         check_protocol(cfg, self.data.split)
-        if not getattr(self.model, "iterative", True):
-            return _fit_once(self)
+        if not self.model.iterative:
+            return _fit_once(self, self.model)
         st = self.state = _resume(self)
         bar = tqdm(total=cfg.epochs, initial=st.epoch, disable=not self.progress, unit="epoch",
                    desc=f"{cfg.method} {cfg.dataset}", file=sys.stderr)
@@ -265,10 +265,17 @@ def _progress_and_log(progress: bool | None, log: Callable[[str], None] | None
     return progress, log or (tqdm.write if progress else (lambda msg: print(msg, file=sys.stderr, flush=True)))
 
 
-def _fit_once(trainer: Trainer) -> dict[str, Any]:
+def _iterative(model: BuiltModel) -> IterativeModel:
+    """The model, if it trains by epochs (a one-shot model is only ever ``fit()``)."""
+    if not model.iterative:
+        raise TypeError(f"{type(model).__name__} is fitted in one shot: it has no epochs to run")
+    return model
+
+
+def _fit_once(trainer: Trainer, model: OneShotModel) -> dict[str, Any]:
     """A method fitted in one shot (no epochs): one curve row at epoch 0, then the test."""
     t = time.perf_counter()
-    trainer.model.fit()
+    model.fit()
     row = {"epoch": 0, "loss": float("nan"), "seconds_train": time.perf_counter() - t}
     if trainer.data.valid is not None:
         # Validated like any method, so tuning (which selects on validation) can compare fits; no

@@ -13,6 +13,9 @@ class Tiny(torch.nn.Module):
         super().__init__()
         self.w = torch.nn.Parameter(torch.full((3,), value))
 
+    def scoring_weights(self) -> dict:  # what model_weights copies (onebp.model.contracts)
+        return self.state_dict()
+
 
 def test_selection_keeps_best_copy_and_counts_bad_evaluations():
     st, model = TrainState(), Tiny(1.0)
