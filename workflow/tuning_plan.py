@@ -86,6 +86,10 @@ class TuningPlan:
             return []
         return [f"{self.directory(dataset, method)}/best.json"]
 
+    def trial_files(self, name: str) -> list[str]:
+        """``name`` (e.g. ``curve.csv``) of every trial of every tuned method."""
+        return [f"{d}/{name}" for ds, m in self.methods for d in self.trial_dirs(ds, m)]
+
     def best_outputs(self) -> list[str]:
         return [f"{self.directory(ds, m)}/best.json" for ds, m in self.methods]
 

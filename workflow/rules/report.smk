@@ -28,6 +28,7 @@ rule collect:
     input:
         metrics=[f"{d}/metrics.json" for d in PLAN.run_dirs()],
         configs=RUN_CONFIGS,
+        curves=CURVES,  # the epoch-cap columns read each run's validation curve
     output:
         results="results/results.csv",
         runs="results/runs.csv",

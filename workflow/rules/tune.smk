@@ -14,6 +14,7 @@ if TUNING:
         output:
             metrics="results/tuning/{dataset}/{method}/trials/{trial}/metrics.json",
             config="results/tuning/{dataset}/{method}/trials/{trial}/config.json",  # read by `tune summarize`
+            curve="results/tuning/{dataset}/{method}/trials/{trial}/curve.csv",  # the tuning table's epoch-cap check
         params:
             onebp=ONEBP,
             gpu_run=GPU_RUN,
@@ -73,6 +74,7 @@ if TUNING:
         input:
             best=TUNING.best_outputs(),
             trials=TUNING.trials_outputs(),  # read next to each best.json
+            curves=TUNING.trial_files("curve.csv"),  # the chosen trials' curves (epoch-cap check)
         output:
             **{ext: f"results/tables/tuning.{ext}" for ext in ("md", "tex", "csv", "html")},
         params:
