@@ -15,7 +15,7 @@ from typing import Any
 class Method:
     """A named composition of encoder, sampler, loss and update strategy.
 
-    ``build(ctx)`` returns the trainable model (see ``onebp.model.two_tower``) for a ``BuildContext``;
+    ``build(ctx)`` returns the trainable model (``onebp.model.contracts``) for a ``BuildContext``;
     ``params`` is the dataclass of the method's own hyper-parameters (or None); ``defaults`` maps a
     dataset name (or ``"*"``) to setting overrides taken from the method's paper.
     ``test_overrides`` are settings under which the method learns within a few epochs on the
