@@ -144,9 +144,11 @@ def _mark(out: Path, state: str, **extra: Any) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from onebp.training.run_lock import RunLock
     from onebp.training.split_fingerprint import split_fingerprint
+    from onebp.training.trainer import check_protocol
 
     split = load_split(args.data)
     method, cfg = _config(args, split.name)
+    check_protocol(cfg, split)  # an empty test part or no validation part: refused before any write
     data = split_fingerprint(args.data)  # once per run: which data this run trains on
     out = Path(args.out)
     # The run directory's lock comes before anything in it is written or deleted (--fresh

@@ -124,3 +124,21 @@ def test_train_imports_only_what_it_uses(tiny_split_dir, tmp_path, method):
             f"print([m for m in {heavy!r} if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_train_refuses_an_empty_test_part_before_writing_anything(tmp_path, capsys) -> None:
+    # an imported test file that is all train pairs used to train and write NaN metrics as "finished";
+    # it must be refused before the run directory exists
+    import numpy as np
+
+    from onebp.cli import main
+    from onebp.data.split_format import Split, save_split
+
+    parts = {"train": np.array([[0, 0], [1, 1], [2, 2]]), "test": np.empty((0, 2), dtype=np.int64)}
+    save_split(Split(3, 3, parts, name="hollow"), tmp_path / "split")
+    out = tmp_path / "runs" / "r"
+    rc = main(["train", "--data", str(tmp_path / "split"), "--method", "onebp", "--out", str(out),
+               "--set", "protocol=paper", "--set", "epochs=1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "empty test part" in err[0]
+    assert not (tmp_path / "runs").exists()
