@@ -168,6 +168,18 @@ def raw_dir_of(raw_file: str) -> str:
     return shlex.quote(os.path.dirname(os.path.dirname(str(raw_file))))
 
 
+def root_of(local_path: str, planned_path: str) -> str:
+    """The directory that holds the workflow's files, from one declared file: ``local_path`` is where
+    the job was given ``planned_path`` (relative to the working directory), "." when they are equal."""
+    local = os.path.normpath(str(local_path))
+    planned = os.path.normpath(planned_path)
+    if local == planned:
+        return "."
+    if not local.endswith(os.sep + planned):
+        raise ValueError(f"{local} is not a copy of {planned}")
+    return local[: -len(planned) - 1] or os.sep
+
+
 def params_file_args(files: list[str]) -> str:
     """``--params-file F`` for the (at most one) tuned ``best.json`` of a run; the rules pass their
     declared input here, which a storage plugin has put under its local prefix."""

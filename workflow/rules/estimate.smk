@@ -19,6 +19,8 @@ rule estimate:
     params:
         onebp=ONEBP,
         basedir=workflow.basedir,
+        # where the declared splits were put: "." locally, a storage plugin's local copy otherwise
+        workdir=lambda wc, input: onebp_plan.root_of(input.splits[0], PLAN.split_dir(*next(iter(PLAN.splits)))),
     run:
         import json
 
@@ -26,6 +28,6 @@ rule estimate:
         with open(resolved, "w") as f:
             json.dump(config, f)
         shell(
-            "{params.onebp} estimate --config-json {resolved} --workflow-dir {params.basedir} --workdir ."
+            "{params.onebp} estimate --config-json {resolved} --workflow-dir {params.basedir} --workdir {params.workdir:q}"
             " > {output} 2> {log}"
         )
