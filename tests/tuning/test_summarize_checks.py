@@ -57,3 +57,15 @@ def test_an_unknown_key_is_refused_naming_it_and_the_known_ones(tmp_path, capsys
     assert len(err.splitlines()) == 1 and "Traceback" not in err
     assert "'betta'" in err and "known:" in err and "beta" in err and "lr" in err
     assert not (tmp_path / "out").exists()  # no best.json with "betta": null
+
+
+def test_the_tuning_table_reads_the_best_json_files_it_is_given(tmp_path, capsys):
+    """The workflow passes `onebp report tuning` its declared best.json files (trials.csv next to each),
+    not a directory to search: under a storage plugin only those files are there."""
+    trials = [make_trial(tmp_path, "trial00", 0.1), make_trial(tmp_path, "trial01", 0.2, lr=0.001)]
+    assert summarize(trials, tmp_path / "copy" / "tiny" / "onebp") == 0
+    out = tmp_path / "tables" / "tuning"
+    assert main(["report", "tuning", str(tmp_path / "copy" / "tiny" / "onebp" / "best.json"), "--out", str(out)]) == 0
+    assert "onebp" in out.with_suffix(".md").read_text()
+    assert main(["report", "tuning", "--out", str(out)]) == 2  # neither files nor --root
+    assert "best.json" in capsys.readouterr().err
