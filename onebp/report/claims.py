@@ -18,10 +18,13 @@ import numpy as np
 import pandas as pd
 
 from onebp.report import significance
+from onebp.report.epoch_cap import cap_frame, side_status
 from onebp.report.layout import MAIN, setting_tag
 from onebp.report.published import GOWALLA_ANCHORS, OFFICIAL_BEST, OFFICIAL_DATASET
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
+BUDGET_BOUND = "budget-bound"
+CAP_UNKNOWN = "cap: unknown"
 QUALITY_RULE = (
     "Quality claims (A better than B): Δ = A − B per user (values averaged over the paired seeds), "
     "mean over users with a 95 % percentile bootstrap CI over users; p: Wilcoxon signed-rank test over "
@@ -36,6 +39,14 @@ SPEED_RULE = (
     "repeat (max OneBP < min TwoBP); **not supported** when every OneBP repeat is slower (min OneBP > "
     "max TwoBP); **inconclusive** when the ranges overlap. Time to quality = selected epoch × s/epoch + "
     "evaluations × s/evaluation, per repeat."
+)
+BUDGET_RULE = (
+    "Budget: a quality claim (and 2b, whose time runs to the selected epoch) whose either side is "
+    "cap-bound (cap rule below) in more than half of its runs gets the verdict **budget-bound**, with "
+    "the direction the statistics show at this cap (\"A ahead\", \"B ahead\" or \"no difference shown\"): "
+    "the cap, not the method, may decide it. The statistical verdict stays in the column *raw verdict*. "
+    "When the runs whose cap status is unknown (no curve on disk) could make a side cap-bound, the verdict "
+    "carries \"(cap: unknown)\"."
 )
 PARITY_RULE = (
     "Parity: our OneBP (protocol paper, best-on-test, on the official split) **matches** the official code "
@@ -199,6 +210,60 @@ def speed_rows(bench: pd.DataFrame | None, df: pd.DataFrame, datasets: list[str]
     return rows
 
 
+def side_of(label: str) -> tuple[str, str]:
+    """A claims row's side label back to (method, setting tag): ``onebp (aggregation=none)`` →
+    (onebp, aggregation=none); ``ease`` → (ease, main)."""
+    label = str(label)
+    if label.endswith(")") and " (" in label:
+        m, _, tag = label[:-1].partition(" (")
+        return m, tag
+    return label, MAIN
+
+
+def budget_verdict(raw: str, state_a: str, state_b: str, a: str, b: str) -> str:
+    """``BUDGET_RULE``: ``raw`` is the statistical verdict; ``state_*`` a side's cap state
+    (``epoch_cap.side_status``: bound / unknown / free / "")."""
+    if raw == "not run":
+        return raw
+    if "bound" in (state_a, state_b):
+        direction = {SUPPORTED: f"{a} ahead", NOT_SUPPORTED: f"{b} ahead"}.get(raw, "no difference shown")
+        return f"{BUDGET_BOUND} ({direction} at this cap)"
+    if "unknown" in (state_a, state_b):
+        return f"{raw} ({CAP_UNKNOWN})"
+    return raw
+
+
+def attach_cap(frame: pd.DataFrame, df: pd.DataFrame, caps: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Add ``cap_a``/``cap_b`` (cap-bound runs / runs, and unknown ones), ``raw_verdict`` (the
+    statistical verdict) and the ``verdict`` under ``BUDGET_RULE`` to a claims frame — a fresh one or
+    one read back from a frozen ``claims.csv``."""
+    if frame.empty:
+        return frame
+    caps = cap_frame(df) if caps is None else caps
+    out = frame.copy()
+    raw = out["raw_verdict"] if "raw_verdict" in out else out["verdict"]
+    cap_a, cap_b, verdicts = [], [], []
+    for r, rv in zip(out.to_dict("records"), raw, strict=True):
+        capped = r.get("status") == "ok" and (r.get("kind") == "quality" or r.get("claim") == "2b")
+        if not capped:
+            cap_a.append("")
+            cap_b.append("")
+            verdicts.append(rv)
+            continue
+        sa = side_status(caps, r["dataset"], *side_of(r["a"]))
+        sb = side_status(caps, r["dataset"], *side_of(r["b"]))
+        cap_a.append(_cap_cell(sa))
+        cap_b.append(_cap_cell(sb))
+        verdicts.append(budget_verdict(rv, sa["state"], sb["state"], str(r["a"]), str(r["b"])))
+    return out.assign(raw_verdict=list(raw), cap_a=cap_a, cap_b=cap_b, verdict=verdicts)
+
+
+def _cap_cell(st: dict) -> str:
+    if not st["n"]:
+        return ""
+    return f"{st['bound']}/{st['n']}" + (f" ({st['unknown']} unknown)" if st["unknown"] else "")
+
+
 def claims_frame(df: pd.DataFrame, bench: pd.DataFrame | None = None, metrics: list[str] | None = None,
                  reference: str = "onebp", twin: str = "twobp", alpha: float = 0.05,
                  base: Path | None = None) -> pd.DataFrame:
@@ -220,8 +285,9 @@ def claims_frame(df: pd.DataFrame, bench: pd.DataFrame | None = None, metrics: l
         return out
     order = {c: i for i, c in enumerate(["1a", "1b", "2a", "2b", "3a", "3b", "3c"])}
     out = out.assign(_c=out["claim"].map(order), _d=out["dataset"].map(datasets.index))
-    return (out.sort_values(["_d", "_c", "metric"], kind="stable").drop(columns=["_c", "_d"])
-            .reset_index(drop=True))
+    out = (out.sort_values(["_d", "_c", "metric"], kind="stable").drop(columns=["_c", "_d"])
+           .reset_index(drop=True))
+    return attach_cap(out, df)
 
 
 def _f(v: float, digits: int = 4) -> str:
@@ -233,14 +299,15 @@ def _p(v: float) -> str:
 
 
 def render_claims(c: pd.DataFrame) -> pd.DataFrame:
-    """The claims table for people: claim, comparison, values, effect [CI], corrected p, verdict, runs."""
+    """The claims table for people: claim, comparison, values, effect [CI], corrected p, verdict (under
+    ``BUDGET_RULE``), the raw statistical verdict, cap-bound runs per side, runs."""
     rows = []
     for r in c.to_dict("records"):
         base = {"claim": f"{r['claim']}: {r['text']}", "dataset": r["dataset"], "metric": r["metric"],
                 "comparison": f"{r['a']} vs {r['b']}" if r.get("b") else r["a"]}
         if r["status"] != "ok":
             rows.append({**base, "values": "not run", "effect [95% CI]": "", "p (Holm)": "",
-                         "verdict": "not run", "runs": r.get("runs", "")})
+                         "verdict": "not run", "raw verdict": "", "cap-bound (A; B)": "", "runs": r.get("runs", "")})
             continue
         if r["kind"] == "quality":
             sd_a = f" ± {_f(r['std_a'])}" if np.isfinite(r.get("std_a", np.nan)) else ""
@@ -255,8 +322,10 @@ def render_claims(c: pd.DataFrame) -> pd.DataFrame:
                       f"[{r['min_b']:.4g}–{r['max_b']:.4g}] s ({int(r['n_seeds'])} repeats)")
             effect = f"× {r['mean_a'] / r['mean_b']:.3f} (median ratio)"
             p = "n/a (range rule)"
+        cap = "" if not r.get("cap_a") and not r.get("cap_b") else f"{r.get('cap_a', '')}; {r.get('cap_b', '')}"
         rows.append({**base, "values": values, "effect [95% CI]": effect, "p (Holm)": p,
-                     "verdict": r["verdict"], "runs": r.get("runs", "")})
+                     "verdict": r["verdict"], "raw verdict": r.get("raw_verdict", r["verdict"]),
+                     "cap-bound (A; B)": cap, "runs": r.get("runs", "")})
     return pd.DataFrame(rows)
 
 

@@ -81,10 +81,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--datasets", type=_csv_list, default=None, help="row order")
     p.set_defaults(func=_tuning)
 
-    p = rsub.add_parser("claims", help="the reproduction report (REPORT.md): claims, verdicts, parity, anchors")
-    p.add_argument("--results", required=True)
-    p.add_argument("--bench", nargs="*", default=[], help="benchmark files (onebp bench-suite --out X: X.json)")
-    p.add_argument("--out", required=True, help="REPORT.md to write")
+    p = rsub.add_parser("claims", help="the reproduction report (REPORT.md): claims, verdicts, parity, anchors; "
+                                       "with several --results, the robustness matrix")
+    p.add_argument("--results", action="append", required=True,
+                   help="a results.csv or a folder holding one (e.g. a reference); repeatable: several "
+                        "studies (datasets, budgets) make the robustness matrix")
+    p.add_argument("--label", action="append", default=[],
+                   help="a label per --results, in the same order (default: the folder's name)")
+    p.add_argument("--bench", nargs="*", default=[], help="benchmark files (onebp bench-suite --out X: X.json); "
+                                                         "with several --results each folder's bench/*.json")
+    p.add_argument("--out", help="REPORT.md to write")
+    p.add_argument("--matrix", help="also (or only) the robustness matrix as its own page, e.g. ROBUSTNESS.md")
     p.add_argument("--html", help="also the claims table as HTML (for the Snakemake report)")
     p.add_argument("--csv", help="also the claims table as numbers (CSV)")
     p.add_argument("--metrics", type=_csv_list, default=["recall@20", "ndcg@20"], help="e.g. recall@20,ndcg@20")
@@ -228,18 +235,89 @@ def _tuning(args: argparse.Namespace) -> int:
     return 0
 
 
-def _claims(args: argparse.Namespace) -> int:
-    from onebp.report.collect import load_results
-    from onebp.report.efficiency import load_bench
-    from onebp.report.reproduction import write_report
+def _claims_command(args: argparse.Namespace) -> str:
+    """The command line that makes these outputs (written at the top of a matrix page)."""
+    import shlex
 
-    df = load_results(args.results)
-    bench = load_bench(args.bench) if args.bench else None
-    written = write_report(df, bench, args.out, args.html, args.csv, alpha=args.alpha, metrics=args.metrics,
-                           reference=args.reference, twin=args.twin, figures=args.figures,
-                           results_name=Path(args.results).name)
+    parts = ["onebp", "report", "claims"]
+    for i, r in enumerate(args.results):
+        parts += ["--results", r] + (["--label", args.label[i]] if args.label else [])
+    if args.metrics != ["recall@20", "ndcg@20"]:
+        parts += ["--metrics", ",".join(args.metrics)]
+    for opt in ("reference", "twin", "alpha"):
+        if getattr(args, opt) != {"reference": "onebp", "twin": "twobp", "alpha": 0.05}[opt]:
+            parts += [f"--{opt}", str(getattr(args, opt))]
+    for opt in ("out", "matrix", "html", "csv"):
+        if getattr(args, opt):
+            parts += [f"--{opt}", getattr(args, opt)]
+    return shlex.join(parts)
+
+
+def _claims(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from onebp.atomic import atomic_write
+    from onebp.errors import UserError
+    from onebp.report import claims as C
+    from onebp.report.efficiency import load_bench
+    from onebp.report.reproduction import build_multi_report, write_report
+    from onebp.report.robustness import load_source, matrix_markdown, source_claims
+
+    if not args.out and not args.matrix:
+        raise UserError("report claims: give --out REPORT.md and/or --matrix ROBUSTNESS.md")
+    if args.label and len(args.label) != len(args.results):
+        raise UserError(f"report claims: {len(args.label)} --label for {len(args.results)} --results "
+                        "(one label per results source, in order)")
+    single = len(args.results) == 1
+    sources = [load_source(r, args.label[i] if args.label else None, args.bench if single and args.bench else None)
+               for i, r in enumerate(args.results)]
+    labels = [s.label for s in sources]
+    if len(set(labels)) < len(labels):
+        raise UserError(f"report claims: two sources share the label {labels!r}; name them with --label")
+    base = Path(args.out or args.matrix).parent
+    kw = dict(metrics=args.metrics, reference=args.reference, twin=args.twin, alpha=args.alpha)
+    frames = [source_claims(s, base=base, **kw) for s in sources]
+    command = _claims_command(args)
+    matrix = None
+    if not single or (not frames[0].empty and frames[0]["dataset"].nunique() > 1):
+        matrix = matrix_markdown(sources, frames, args.reference)
+    written = []
+    if args.out and single:
+        s = sources[0]
+        bench = load_bench(s.bench) if s.bench else None
+        written += write_report(s.df, bench, args.out, args.html, args.csv, alpha=args.alpha, metrics=args.metrics,
+                                reference=args.reference, twin=args.twin, figures=args.figures,
+                                results_name=Path(s.path).name if Path(args.results[0]).is_file() else str(s.path),
+                                frame=frames[0], matrix_md=matrix)
+    elif args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(out, build_multi_report(sources, frames, matrix, command))
+        written.append(out)
+        both = pd.concat([f.assign(source=s.label) for s, f in zip(sources, frames, strict=True)], ignore_index=True)
+        if args.csv:
+            Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(args.csv, both.to_csv(index=False))
+            written.append(Path(args.csv))
+        if args.html:
+            Path(args.html).parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(args.html, C.render_claims(both).to_html(index=False, escape=True))
+            written.append(Path(args.html))
+    if args.matrix:
+        page = Path(args.matrix)
+        text = "\n".join(["# Robustness of the claims", "", "Generated by:", "", "```", command, "```", "",
+                           "Nothing here is written by hand.", "", matrix or _one_column_note(frames[0])])
+        page.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(page, text)
+        written.append(page)
     print("\n".join(map(str, written)), file=sys.stderr)
     return 0
+
+
+def _one_column_note(frame) -> str:
+    ds = ", ".join(dict.fromkeys(frame["dataset"])) if not frame.empty else "none"
+    return (f"One results source with one dataset ({ds}): no matrix to draw (give several --results, e.g. "
+            "one per dataset or budget).\n")
 
 
 def _compare(args: argparse.Namespace) -> int:

@@ -2,7 +2,8 @@
 
 One row per (run, split, metric, k): columns ``dataset, method, setting, seed, protocol, split,
 metric, k, value, run_dir``. Splits are ``valid``, ``test`` and ``best_on_test`` (metric values),
-plus ``timing``, ``memory`` and ``train`` (efficiency and bookkeeping; ``k`` empty) so that every
+plus ``timing``, ``memory`` and ``train`` (efficiency and bookkeeping, with the epoch-cap rule's
+``epochs_cap``, ``cap_bound`` 1/0/NaN = unknown, ``cap_gain``, ``cap_noise``; ``k`` empty) so that every
 table is derived from this one file and every number points back to a run on disk.
 A second file, ``runs.csv``, has one row per run with its resolved config (JSON) for sweeps.
 """
@@ -52,6 +53,10 @@ def run_rows(run_dir: str | Path) -> list[dict]:
         "memory": m.get("memory") or {},
         "train": {k: m[k] for k in ("selected_epoch", "epochs_run", "stopped_early") if k in m},
     }
+    if "epochs_run" in m:  # the epoch-cap rule's per-run columns (onebp.report.epoch_cap.CAP_RULE)
+        from onebp.report.epoch_cap import cap_values, run_cap
+
+        extra["train"].update(cap_values(run_cap(run_dir, m)))
     for split, values in extra.items():
         for metric, value in values.items():
             v = float(value) if value is not None else None

@@ -9,12 +9,14 @@ so a reader sees at once how much tuning changed each method.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from onebp.errors import UserError
+from onebp.report.epoch_cap import CAP_RULE, CapCheck, cap_check, run_cap
 from onebp.report.tables import Table
 
 
@@ -24,17 +26,32 @@ def _fmt(value: object) -> str:
     return str(value)
 
 
-def _epoch_cell(r: dict) -> str:
-    """The chosen trial's selected epoch, flagged when it was the trial's last evaluation at the cap."""
-    from onebp.report.epoch_cap import at_last_evaluation
-
+def trial_cap(r: dict) -> CapCheck | None:
+    """``CAP_RULE`` for the chosen trial: cap and evaluation grid from the budget, early stopping
+    from ``trials.csv``, the curve from the trial's directory when it is on disk (``trial_dir``,
+    found by ``load_best``); None when the record has no selected epoch."""
     e, budget = r.get("selected_epoch"), r.get("budget") or {}
     if e is None:
+        return None
+    cap = float(budget.get("max_epochs") or r.get("epochs_run") or math.nan)
+    if r.get("epochs_run") == 0:
+        cap = 0.0  # trains no epochs (EASE, most-popular): never cap-bound
+    if r.get("trial_dir"):
+        return run_cap(r["trial_dir"], {"selected_epoch": e, "epochs_run": r.get("epochs_run", cap),
+                                        "stopped_early": bool(r.get("stopped_early", False))})
+    return cap_check(float(e), cap, bool(r.get("stopped_early", False)), None)
+
+
+def _epoch_cell(r: dict) -> str:
+    """The chosen trial's selected epoch, marked "(cap-bound)" when ``CAP_RULE`` says so and
+    "(cap: unknown)" when it cannot tell."""
+    chk = trial_cap(r)
+    if chk is None:
         return ""
-    cap, every = budget.get("max_epochs"), budget.get("eval_every")
-    if cap and every and e > 0 and at_last_evaluation(float(e), float(cap), int(every)):
-        return f"{e} (cap: still rising)"
-    return str(e)
+    e = r["selected_epoch"]
+    if chk.bound is None:
+        return f"{e} (cap: unknown)"
+    return f"{e} (cap-bound)" if chk.bound else str(e)
 
 
 def load_best(path: str | Path) -> dict:
@@ -48,6 +65,18 @@ def load_best(path: str | Path) -> dict:
     if not isinstance(best, dict) or "status" not in trials:
         raise UserError(f"{path}: not a best.json/trials.csv pair written by `onebp tune summarize`")
     best["n_finished"] = int((trials["status"] == "ok").sum())
+    chosen = trials[trials["trial"] == best.get("trial")] if "trial" in trials else trials.iloc[0:0]
+    for col in ("stopped_early", "epochs_run"):
+        if not chosen.empty and col in chosen:
+            v = chosen[col].iloc[0]
+            best[col] = str(v).strip().lower() == "true" if col == "stopped_early" else float(v)
+    # The chosen trial's directory (for its curve): as written, or under this tuning folder's
+    # trials/ (a frozen reference keeps neither; the cap rule then says "unknown" where it must).
+    rd = str(best.get("run_dir") or "")
+    for cand in (Path(rd), path.parent / "trials" / Path(rd).name):
+        if rd and (cand / "curve.csv").exists():
+            best["trial_dir"] = str(cand)
+            break
     return best
 
 
@@ -67,6 +96,7 @@ def tuning_table(records: Sequence[dict], methods: Sequence[str] | None = None,
     cells, numbers = [], []
     for r in records:
         metric = r["select_metric"]
+        chk = trial_cap(r)
         cells.append({
             "dataset": r["dataset"],
             "method": r["method"],
@@ -81,6 +111,7 @@ def tuning_table(records: Sequence[dict], methods: Sequence[str] | None = None,
                         "n_trials": r["n_trials"], "n_failed": r["n_failed"], "select_metric": metric,
                         "valid_value": r["valid_value"], "default_value": r["default_value"],
                         "selected_epoch": r.get("selected_epoch"),
+                        "cap_bound": None if chk is None else chk.bound,
                         **{f"param:{k}": v for k, v in r["params"].items()}})
     budget = records[0].get("budget") or {}
     caption = ("Tuning: the same budget for every method "
@@ -88,7 +119,7 @@ def tuning_table(records: Sequence[dict], methods: Sequence[str] | None = None,
                   f"{budget.get('eval_every')} epochs, patience {budget.get('patience_epochs')} epochs, "
                   f"{budget.get('sampler')} sampler, seed {budget.get('seed')}); " if budget else "; ")
                + "trial 0 is the method's own defaults; chosen on the validation part, the test part "
-                 "was never evaluated by any trial. Ties go to the lower trial. \"cap: still rising\": the chosen "
-                 "trial's best validation value came at its last evaluation, so a longer budget could have "
-                 "raised it.")
+                 "was never evaluated by any trial. Ties go to the lower trial. Selected epoch \"(cap-bound)\": the "
+                 "chosen trial is cap-bound, so the budget, not the method, may have decided the choice. "
+               + CAP_RULE)
     return Table(pd.DataFrame(cells), pd.DataFrame(numbers), caption)

@@ -1,0 +1,277 @@
+"""The robustness matrix: each claim's verdict on every dataset and budget the studies hold.
+
+``onebp report claims --results A --results B …`` reads several results sources — a ``results.csv``
+or a folder holding one (a frozen reference, ``results/reference/<name>/``) — and writes one row per
+claim (and metric), one column per (source, dataset) with the verdict and the effect, and an
+*overall* column:
+
+- **holds everywhere** / **fails everywhere** / **inconclusive everywhere**: the same verdict (supported /
+  not supported / inconclusive) in every column;
+- **budget-bound somewhere**: some column's verdict is budget-bound (``claims.BUDGET_RULE``), so at
+  least one budget did not decide the claim — read that column's direction and the others;
+- **depends on the dataset** (verdicts differ between datasets), **depends on the budget** (they
+  differ only between budgets of one dataset), or both;
+- "(one dataset only)" when every column is the same dataset, "(cap: unknown somewhere)" when some
+  column could not judge its cap.
+
+A column is labelled by its dataset, its epoch cap (median over the reference method's main runs) and
+the source's label (``--label``, else the folder's name), so two budgets of one dataset are told apart.
+
+A frozen reference keeps no per-user arrays (``per_user_test.npz``), which the user-level tests need;
+for such a source the statistics (effect, CI, p, the raw verdict) are read from the claims table frozen
+with it (``tables/claims.csv``, written by the same code when the runs were on disk) and only the cap
+columns and the budget verdict are recomputed — the matrix's notes say which sources were read so.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from onebp.errors import UserError
+from onebp.report import claims as C
+from onebp.report.epoch_cap import cap_frame, resolve_run_dir
+from onebp.report.layout import MAIN, setting_tag
+
+HOLDS, FAILS, INCONCLUSIVE_ALL = "holds everywhere", "fails everywhere", "inconclusive everywhere"
+BUDGET_SOMEWHERE = "budget-bound somewhere"
+ONE_DATASET = "(one dataset only)"
+
+
+@dataclass
+class Source:
+    """One results source: its table (run directories resolved on disk), label and benchmark files."""
+
+    path: Path
+    label: str
+    df: pd.DataFrame
+    bench: list[Path] = field(default_factory=list)
+    frozen_claims: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def load_source(path: str | Path, label: str | None = None, bench: Sequence[str | Path] | None = None) -> Source:
+    """A ``results.csv`` or a folder holding one. Its label: ``label``, else the folder's name. Benchmark
+    files: ``bench`` when given, else ``<folder>/bench/*.json``. Run directories written as
+    ``results/runs/...`` are found under the folder's ``runs/`` (a frozen reference)."""
+    from onebp.report.collect import load_results
+
+    path = Path(path)
+    csv = path / "results.csv" if path.is_dir() else path
+    if path.is_dir() and not csv.exists():
+        raise UserError(f"{path}: a folder without results.csv (give a results table or a reference folder)")
+    df = load_results(csv)
+    folder = csv.parent
+    if "run_dir" in df:
+        dirs = {d: resolve_run_dir(d, folder) for d in df["run_dir"].dropna().astype(str).unique()}
+        df = df.assign(run_dir=df["run_dir"].astype(str).map(lambda d: dirs.get(d, d)))
+    name = label or (folder.name if folder.name not in ("", ".") else csv.stem)
+    files = [Path(b) for b in bench] if bench else sorted(folder.glob("bench/*.json"))
+    frozen = folder / "tables" / "claims.csv"
+    return Source(csv, name, df, files, frozen if frozen.exists() else None)
+
+
+def _has_per_user(df: pd.DataFrame) -> bool:
+    """Whether every clean run's per-user test values are on disk (the claims' user-level tests)."""
+    sel = df[(df["protocol"] == "clean") & (df["split"] == "test")]
+    dirs = sel["run_dir"].dropna().astype(str).unique() if "run_dir" in sel else []
+    return all((Path(d) / "per_user_test.npz").exists() for d in dirs)
+
+
+def source_claims(src: Source, metrics: list[str] | None = None, reference: str = "onebp", twin: str = "twobp",
+                  alpha: float = 0.05, base: Path | None = None) -> pd.DataFrame:
+    """The source's claims frame under ``BUDGET_RULE``: computed from its runs, or — when their per-user
+    arrays are not on disk — its frozen ``tables/claims.csv`` with the cap columns recomputed."""
+    from onebp.report.efficiency import load_bench
+
+    bench = load_bench(src.bench) if src.bench else None
+    if _has_per_user(src.df):
+        return C.claims_frame(src.df, bench, metrics, reference, twin, alpha, base=base)
+    if src.frozen_claims is None:
+        raise UserError(f"{src.path}: its runs' per_user_test.npz are not on disk (needed for the tests over "
+                        "users) and no frozen tables/claims.csv lies beside it")
+    frozen = pd.read_csv(src.frozen_claims)
+    if metrics:
+        keep = (frozen["kind"] != "quality") | frozen["metric"].isin(metrics)
+        frozen = frozen[keep].reset_index(drop=True)
+    src.notes.append(f"{src.label}: statistics (effect, CI, p, raw verdict) from its frozen "
+                     f"`{src.frozen_claims.parent.name}/{src.frozen_claims.name}` (the runs' per-user arrays are "
+                     "not shipped); cap columns and budget verdicts recomputed from its results.csv and "
+                     "runs/*/config.json.")
+    if base is not None and "runs" in frozen:  # its links are relative to its own folder
+        rel = os.path.relpath(src.path.parent, base)
+        if rel != ".":
+            frozen["runs"] = frozen["runs"].fillna("").astype(str).str.replace("](", f"]({rel}/", regex=False)
+    return C.attach_cap(frozen, src.df)
+
+
+def source_cap(src: Source, dataset: str, reference: str = "onebp") -> float:
+    """Median epoch cap of the reference method's main clean runs on ``dataset`` (NaN if none)."""
+    caps = cap_frame(src.df)
+    if caps.empty:
+        return math.nan
+    tags = caps["setting"].astype(str).map(setting_tag)
+    g = caps[(caps["dataset"] == dataset) & (caps["method"] == reference) & (tags == MAIN)
+             & (caps["protocol"] == "clean")]
+    return float(g["epochs_cap"].median()) if not g.empty else math.nan
+
+
+def _base(verdict: str) -> str:
+    """``budget-bound (…)`` → budget-bound; ``supported (cap: unknown)`` → supported."""
+    return str(verdict).split(" (")[0]
+
+
+def overall(cells: Sequence[tuple[str, str]]) -> str:
+    """The overall column from (dataset, verdict) cells, one per column of the matrix."""
+    datasets = {d for d, _ in cells}
+    run = [(d, v) for d, v in cells if v != "not run"]
+    if not run:
+        return "not run"
+    base = [_base(v) for _, v in run]
+    if C.BUDGET_BOUND in base:
+        out = BUDGET_SOMEWHERE
+    elif set(base) == {C.SUPPORTED}:
+        out = HOLDS
+    elif set(base) == {C.NOT_SUPPORTED}:
+        out = FAILS
+    elif set(base) == {C.INCONCLUSIVE}:
+        out = INCONCLUSIVE_ALL
+    else:
+        per = {}
+        for (d, _), b in zip(run, base, strict=True):
+            per.setdefault(d, set()).add(b)
+        within = any(len(s) > 1 for s in per.values())
+        across = len({frozenset(s) for s in per.values()}) > 1
+        out = ("depends on the dataset and the budget" if within and across
+               else "depends on the budget" if within else "depends on the dataset")
+    if any(C.CAP_UNKNOWN in v for _, v in run):
+        out += " (cap: unknown somewhere)"
+    if len(run) < len(cells):
+        out += f" (not run in {len(cells) - len(run)})"
+    if len(datasets) == 1:
+        out += f" {ONE_DATASET}"
+    return out
+
+
+def _effect(r: dict) -> str:
+    if r.get("status") != "ok":
+        return ""
+    if r.get("kind") == "quality":
+        d = r.get("delta", math.nan)
+        if not np.isfinite(d):
+            return ""
+        return f"Δ {d:+.4f} [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]"
+    a, b = r.get("mean_a", math.nan), r.get("mean_b", math.nan)
+    return f"× {a / b:.3f}" if np.isfinite(a) and np.isfinite(b) and b else ""
+
+
+def column_label(dataset: str, cap: float, label: str) -> str:
+    cap_s = f"cap {cap:.0f}" if np.isfinite(cap) and cap > 0 else "cap ?"
+    return f"{dataset}, {cap_s}" + ("" if label == dataset else f" ({label})")
+
+
+def matrix_frame(frames: Sequence[tuple[str, pd.DataFrame, float | dict]]) -> tuple[pd.DataFrame, list[str]]:
+    """(numeric matrix, column labels) from (source label, claims frame, epoch cap per dataset)
+    triples: one row per claim × metric, per column ``<column>`` the verdict and ``<column> effect``,
+    ``<column> raw``; and ``overall``."""
+    columns: list[tuple[str, str, str]] = []  # (column label, source label, dataset)
+    for label, frame, caps in frames:
+        for ds in dict.fromkeys(frame["dataset"]) if not frame.empty else []:
+            cap = caps.get(ds, math.nan) if isinstance(caps, dict) else caps
+            columns.append((column_label(ds, cap, label), label, ds))
+    keys: list[tuple[str, str]] = []
+    texts: dict[str, str] = {}
+    for _, frame, _ in frames:
+        for r in frame.to_dict("records"):
+            key = (str(r["claim"]), str(r["metric"]))
+            if key not in keys:
+                keys.append(key)
+            texts.setdefault(key[0], str(r["text"]))
+    order = {c: i for i, c in enumerate(["1a", "1b", "2a", "2b", "3a", "3b", "3c"])}
+    keys.sort(key=lambda k: (order.get(k[0], 99), k[0], 0 if k[1].startswith("ndcg") else 1, k[1]))
+    by = {label: frame for label, frame, _ in frames}
+    rows = []
+    for claim, metric in keys:
+        row: dict = {"claim": claim, "text": texts[claim], "metric": metric}
+        cells = []
+        for col, label, ds in columns:
+            f = by[label]
+            hit = f[(f["claim"].astype(str) == claim) & (f["metric"].astype(str) == metric) & (f["dataset"] == ds)]
+            if hit.empty:
+                row[col], row[f"{col} effect"], row[f"{col} raw"], row[f"{col} cap"] = "not run", "", "", ""
+            else:
+                r = hit.iloc[0].to_dict()
+                row[col] = str(r["verdict"])
+                row[f"{col} effect"] = _effect(r)
+                row[f"{col} raw"] = str(r.get("raw_verdict", r["verdict"]))
+                ca, cb = (r.get("cap_a") or ""), (r.get("cap_b") or "")
+                row[f"{col} cap"] = f"cap-bound runs: A {ca}, B {cb}" if ca or cb else ""
+            cells.append((ds, row[col]))
+        row["overall"] = overall(cells)
+        rows.append(row)
+    return pd.DataFrame(rows), [c for c, _, _ in columns]
+
+
+def render_matrix(matrix: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """For people: claim, metric, per column "verdict; effect (raw: …)", overall."""
+    out = pd.DataFrame({"claim": [f"{c}: {t}" for c, t in zip(matrix["claim"], matrix["text"], strict=True)],
+                        "metric": matrix["metric"]})
+    for col in columns:
+        cells = []
+        for v, e, raw, cap in zip(matrix[col], matrix[f"{col} effect"], matrix[f"{col} raw"], matrix[f"{col} cap"],
+                                  strict=True):
+            cell = f"**{v}**" if v != "not run" else v
+            if e:
+                cell += f"; {e}"
+            if raw and _base(v) == C.BUDGET_BOUND:
+                cell += f" (raw: {raw})"
+            if cap and (_base(v) == C.BUDGET_BOUND or C.CAP_UNKNOWN in v):
+                cell += f"; {cap}"
+            cells.append(cell)
+        out[col] = cells
+    out["overall"] = matrix["overall"]
+    return out
+
+
+MATRIX_RULE = (
+    "Each cell: the verdict under the report's rules (quality: bootstrap CI over users and Holm-corrected "
+    "Wilcoxon p; computation: the benchmark's range rule; **budget-bound** when either side is cap-bound "
+    "in most runs, its raw statistical verdict in parentheses) and the effect (Δ = A − B with its 95 % CI, "
+    "or the median time ratio A / B). Overall: *holds everywhere* / *fails everywhere* / *inconclusive "
+    "everywhere* (one verdict in every column), *budget-bound somewhere* (a budget did not decide it in "
+    "some column), *depends on the dataset* / *on the budget* (verdicts differ between datasets / only "
+    "between budgets of one dataset); *(one dataset only)* when every column is one dataset."
+)
+
+
+def matrix_markdown(sources: Sequence[Source], frames: Sequence[pd.DataFrame], reference: str = "onebp") -> str:
+    """The matrix section (Markdown): the table, what each column is, the rules, the sources' notes."""
+    from onebp.report.epoch_cap import CAP_RULE
+    from onebp.report.reproduction import _md
+
+    triples = []
+    for src, frame in zip(sources, frames, strict=True):
+        ds = list(dict.fromkeys(frame["dataset"])) if not frame.empty else []
+        triples.append((src.label, frame, {d: source_cap(src, d, reference) for d in ds}))
+    matrix, columns = matrix_frame(triples)
+    datasets = {c.split(",")[0] for c in columns}
+    parts = ["## Robustness: each claim on every dataset and budget", ""]
+    if len(datasets) == 1:
+        parts += [f"Every column is the same dataset ({next(iter(datasets))}) — at different budgets or "
+                  "settings, not a second dataset: agreement here says the verdict survives the budget, "
+                  "not that it generalises.", ""]
+    parts += [_md(render_matrix(matrix, columns)), "", MATRIX_RULE, "", C.BUDGET_RULE, "", CAP_RULE, "",
+              "Columns: " + "; ".join(f"*{c}* — `{s.path}`" for c, s in zip(
+                  columns, [s for s, f in zip(sources, frames, strict=True)
+                            for _ in (dict.fromkeys(f["dataset"]) if not f.empty else [])], strict=True)) + ".",
+              ""]
+    notes = [n for s in sources for n in s.notes]
+    if notes:
+        parts += ["Notes: " + " ".join(notes), ""]
+    return "\n".join(parts)
