@@ -222,7 +222,8 @@ def epoch_cap_table(df: pd.DataFrame, protocol: str = "clean") -> Table:
     if sel.empty:
         raise ValueError(f"no runs under protocol {protocol!r} with training bookkeeping")
     train = df[(df["split"] == "train") & (df["metric"] == "stopped_early")].set_index("run_dir")["value"]
-    order = list(dict.fromkeys(zip(sel["dataset"], sel["method"], strict=True)))  # as the study lists them
+    listed = df[df["split"] == "train"]
+    order = list(dict.fromkeys(zip(listed["dataset"], listed["method"], strict=True)))  # as the study lists them
     rows = []
     for (ds, m), g in sorted(sel.groupby(["dataset", "method"]), key=lambda kv: order.index(kv[0])):
         st = side_status(caps, ds, m, MAIN, protocol)
