@@ -688,3 +688,17 @@ def test_enumeration_covers_nested_commands() -> None:
     commands = leaf_commands()
     assert {"train", "report compare", "data import", "tune summarize", "gpu-run", "status", "estimate"} <= set(commands)
 
+
+
+def test_in_process_matches_a_real_process(world: World, tmp_path: Path) -> None:
+    """The property runs ``onebp.cli.main`` in this process; the ``onebp`` script is that function, so a
+    real process gives the same exit code and error line (checked on two faults)."""
+    import subprocess
+    import sys
+
+    for argv in (["train", "--data", str(tmp_path / "missing"), "--method", "onebp", "--out", str(tmp_path / "r")],
+                 ["bench", "--data", str(world.split), "--method", "onebp", "--epochs", "nan"]):
+        code, _, err = run_cli(argv)
+        proc = subprocess.run([sys.executable, "-m", "onebp", *argv], capture_output=True, text=True, timeout=120)
+        assert (proc.returncode, error_lines(proc.stderr)) == (code, error_lines(err)) and code == 2
+    assert not (tmp_path / "r").exists()
