@@ -1,14 +1,17 @@
 """Figures from the long results table and the run directories it points to (``onebp report figures``).
 
 Every figure is written as PNG (for the Snakemake report) and PDF (for papers):
-- ``curves``: validation metric per epoch (mean and sd over seeds) per dataset, one line per method;
+- ``curves``: validation metric per epoch (mean and sd over seeds) per dataset, one line per method,
+  each method its own colour *and* dash pattern (``method_styles``) so a dozen stay distinguishable;
 - ``time_quality``: test metric against training wall time, one point per run;
 - ``epoch_time`` and ``memory``: bars per method (median s / epoch; peak RSS and GPU memory) — from
   the dedicated benchmark (``results/bench/*.json``, every repeat a point, bars the median, whiskers
   min–max) when given, else from the study's runs (which may have shared cores);
 - ``sweep_<param>``: test metric against a swept hyper-parameter, one line per swept method with a
   band of ± 1 std over seeds; a method in the figure's datasets that was not swept (TwoBP in the β
-  sweep) is drawn as a horizontal reference line at its main setting, with its band;
+  sweep) is drawn as a horizontal reference line at its main setting, with its band. Where one
+  setting dwarfs the others (``off_scale``: the frozen-user control at NDCG 0.06 beside 0.42), a second
+  panel shows the rest on their own scale, so a difference of 0.007 between them is visible;
 - ``protocol_gap``: best-on-test (protocol paper) minus the validation-selected test value (protocol
   clean) per method, mean over seeds with ± 1 std.
 """
@@ -16,6 +19,7 @@ Every figure is written as PNG (for the Snakemake report) and PDF (for papers):
 from __future__ import annotations
 
 import json
+from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -23,6 +27,7 @@ import matplotlib
 matplotlib.use("Agg")  # headless: cluster nodes and CI have no display
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
@@ -67,14 +72,53 @@ def curves_frame(df: pd.DataFrame, protocol: str, column: str) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
+#: dash patterns cycled with the colours: colour i % 10 with dash i % 4 is a distinct pair for 20 methods,
+#: and neighbours in the legend differ in both (so they also part in grey-scale print)
+DASHES: tuple = ("", (4, 1.5), (1, 1), (3, 1, 1, 1))
+
+
+def method_styles(methods: Sequence[str]) -> dict[str, tuple[tuple[float, float, float], object]]:
+    """Per method (in the given order) its (colour, dash pattern)."""
+    colors = sns.color_palette("tab10", 10)
+    return {m: (colors[i % 10], DASHES[i % len(DASHES)]) for i, m in enumerate(methods)}
+
+
+def off_scale(values: Mapping[Hashable, float], factor: float = 5.0) -> list[Hashable]:
+    """The values that would squash the others on one axis. The *core* is the largest run of
+    neighbouring values (sorted; more than half of them, at least two, not all) such that every value
+    outside it lies farther from it than ``factor`` × the core's own range; the values outside the core
+    are off scale (none when no such core exists). E.g. {0.058, 0.419, 0.420, 0.4215, 0.4285}: the core
+    0.419-0.4285 (range 0.0095) lies 0.36 from 0.058 -> 0.058 is off scale."""
+    items = sorted(((float(v), k) for k, v in values.items() if np.isfinite(v)), key=lambda t: t[0])
+    n = len(items)
+    best: tuple[int, float, int, int] | None = None  # (-size, range, i, j)
+    for i in range(n):
+        for j in range(i + 1, n):
+            size = j - i + 1
+            if size == n or size <= n / 2:
+                continue
+            span = items[j][0] - items[i][0]
+            below = items[i][0] - items[i - 1][0] if i > 0 else np.inf
+            above = items[j + 1][0] - items[j][0] if j + 1 < n else np.inf
+            if min(below, above) > factor * max(span, 1e-12):
+                cand = (-size, span, i, j)
+                best = cand if best is None or cand < best else best
+    if best is None:
+        return []
+    _, _, i, j = best
+    return [k for _, k in items[:i]] + [k for _, k in items[j + 1:]]
+
+
 def fig_curves(df: pd.DataFrame, out_dir: Path, protocol: str, metric: str) -> list[Path]:
     # Under protocol paper there is no validation split: the curve is the test metric per epoch.
     split = "valid" if protocol == "clean" else "test"
     data = curves_frame(df, protocol, f"{split}/{metric}")
     if data.empty:
         return _empty(out_dir, "curves", f"no {split}/{metric} curves")
+    styles = method_styles(list(dict.fromkeys(data["method"])))
     g = sns.relplot(
-        data=data, x="epoch", y="value", hue="method", col="dataset", kind="line",
+        data=data, x="epoch", y="value", hue="method", style="method", col="dataset", kind="line",
+        palette={m: c for m, (c, _) in styles.items()}, dashes={m: d for m, (_, d) in styles.items()},
         errorbar="sd", facet_kws={"sharey": False, "sharex": False}, height=3, aspect=1.2, col_wrap=min(4, data["dataset"].nunique()),
     )
     g.set_axis_labels("epoch", f"{split} {metric}")
@@ -141,12 +185,13 @@ def sweep_frame(df: pd.DataFrame, runs: pd.DataFrame, param: str, protocol: str,
     return sel.merge(swept, on=["dataset", "method"])
 
 
-def fig_sweep(df: pd.DataFrame, runs: pd.DataFrame, out_dir: Path, param: str, protocol: str, metric: str,
-              reference_methods: tuple[str, ...] = ("twobp", "onebp")) -> list[Path]:
-    name = f"sweep_{param}"
+def sweep_figure(df: pd.DataFrame, runs: pd.DataFrame, param: str, protocol: str, metric: str,
+                 reference_methods: tuple[str, ...] = ("twobp", "onebp")) -> plt.Figure | None:
+    """The sweep figure (None when nothing swept ``param``): per dataset a panel with every setting and,
+    when some setting is ``off_scale``, a second panel with the others on their own scale."""
     data = sweep_frame(df, runs, param, protocol, metric)
     if data.empty:
-        return _empty(out_dir, name, f"no runs sweeping {param}")
+        return None
     numeric = pd.to_numeric(data["param"], errors="coerce")
     is_num = bool(numeric.notna().all())
     data = data.assign(param=numeric if is_num else data["param"].astype(str))
@@ -155,14 +200,29 @@ def fig_sweep(df: pd.DataFrame, runs: pd.DataFrame, out_dir: Path, param: str, p
     main = _main(df, protocol)
     main = main[(main["split"] == split) & (main["metric"] == mname) & (main["k"] == int(k))]
     datasets = list(dict.fromkeys(data["dataset"]))
-    fig, axes = plt.subplots(1, len(datasets), figsize=(4.2 * len(datasets), 3.2), squeeze=False)
     palette = dict(zip(sorted(set(data["method"]) | set(reference_methods)), sns.color_palette(), strict=False))
-    for ax, ds in zip(axes[0], datasets, strict=True):
+    panels = []  # (dataset, what to leave out, title)
+    for ds in datasets:
+        d = data[data["dataset"] == ds]
+        stats = {(m, v): x for (m, v), x in d.groupby(["method", "param"])["value"].mean().items()}
+        for m in reference_methods:
+            if m not in set(d["method"]):
+                v = main[(main["dataset"] == ds) & (main["method"] == m)]["value"].astype(float)
+                if not v.empty:
+                    stats[(m, None)] = v.mean()
+        off = off_scale(stats)
+        panels.append((ds, set(), ds))
+        if off:
+            names = ", ".join(str(v) if v is not None else f"{m} (main)" for m, v in off)
+            panels.append((ds, set(off), f"{ds}: without {names} (own scale)"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.2), squeeze=False)
+    for ax, (ds, leave_out, title) in zip(axes[0], panels, strict=True):
         d = data[data["dataset"] == ds]
         order = sorted(d["param"].unique(), key=lambda v: (v if is_num else str(v)))
         xpos = {v: (v if is_num else i) for i, v in enumerate(order)}
         for m, gm in d.groupby("method"):
             st = gm.groupby("param")["value"].agg(["mean", "std", "size"]).reindex(order).dropna(subset=["mean"])
+            st = st[[(m, v) not in leave_out for v in st.index]]
             x = [xpos[v] for v in st.index]
             sd = st["std"].fillna(0.0)
             if is_num:  # a line with a band
@@ -172,7 +232,7 @@ def fig_sweep(df: pd.DataFrame, runs: pd.DataFrame, out_dir: Path, param: str, p
                 ax.errorbar(x, st["mean"], yerr=sd, fmt="o", capsize=4, color=palette[m], label=f"{m} (swept)")
         # methods present at their main setting but not swept here: a reference line with its band
         for m in reference_methods:
-            if m in set(d["method"]):
+            if m in set(d["method"]) or (m, None) in leave_out:
                 continue
             v = main[(main["dataset"] == ds) & (main["method"] == m)]["value"].astype(float)
             if v.empty:
@@ -182,13 +242,23 @@ def fig_sweep(df: pd.DataFrame, runs: pd.DataFrame, out_dir: Path, param: str, p
             ax.axhspan(mu - sd, mu + sd, color=palette[m], alpha=0.12)
         if is_num and min(order) > 0 and max(order) / min(order) >= 100:
             ax.set_xscale("log")
-        if not is_num:
+        if not is_num:  # every category keeps its place, so the two panels line up
             ax.set_xticks(range(len(order)), [str(v) for v in order], rotation=30)
-        ax.set_title(ds)
+            ax.set_xlim(-0.5, len(order) - 0.5)
+        ax.set_title(title, fontsize=9 if leave_out else None)
         ax.set_xlabel(param)
         ax.set_ylabel(f"{split} {metric}")
         ax.legend(fontsize=7)
     fig.suptitle(f"sweep of {param}: mean ± 1 std over seeds", fontsize=9)
+    return fig
+
+
+def fig_sweep(df: pd.DataFrame, runs: pd.DataFrame, out_dir: Path, param: str, protocol: str, metric: str,
+              reference_methods: tuple[str, ...] = ("twobp", "onebp")) -> list[Path]:
+    name = f"sweep_{param}"
+    fig = sweep_figure(df, runs, param, protocol, metric, reference_methods)
+    if fig is None:
+        return _empty(out_dir, name, f"no runs sweeping {param}")
     return _save(fig, out_dir, name)
 
 
