@@ -8,7 +8,8 @@ claim (and metric), one column per (source, dataset) with the verdict and the ef
 - **holds everywhere** / **fails everywhere** / **inconclusive everywhere**: the same verdict (supported /
   not supported / inconclusive) in every column;
 - **budget-bound somewhere**: some column's verdict is budget-bound (``claims.BUDGET_RULE``), so at
-  least one budget did not decide the claim — read that column's direction and the others;
+  least one budget did not decide the claim — read that column's direction and the others; the raw
+  statistical verdicts, summarised the same way, follow in parentheses;
 - **depends on the dataset** (verdicts differ between datasets), **depends on the budget** (they
   differ only between budgets of one dataset), or both;
 - "(one dataset only)" when every column is the same dataset, "(cap: unknown somewhere)" when some
@@ -127,8 +128,10 @@ def _base(verdict: str) -> str:
     return str(verdict).split(" (")[0]
 
 
-def overall(cells: Sequence[tuple[str, str]]) -> str:
-    """The overall column from (dataset, verdict) cells, one per column of the matrix."""
+def overall(cells: Sequence[tuple[str, str]], raw: Sequence[str] | None = None) -> str:
+    """The overall column from (dataset, verdict) cells, one per column of the matrix; ``raw``: the
+    columns' statistical verdicts, summarised the same way in parentheses when some column is
+    budget-bound (so a verdict that flips with the budget is not hidden behind "budget-bound")."""
     datasets = {d for d, _ in cells}
     run = [(d, v) for d, v in cells if v != "not run"]
     if not run:
@@ -136,6 +139,9 @@ def overall(cells: Sequence[tuple[str, str]]) -> str:
     base = [_base(v) for _, v in run]
     if C.BUDGET_BOUND in base:
         out = BUDGET_SOMEWHERE
+        if raw is not None:
+            raw_cells = [(d, r) for (d, v), r in zip(cells, raw, strict=True) if v != "not run"]
+            out += f" (raw: {overall(raw_cells).replace(' ' + ONE_DATASET, '')})"
     elif set(base) == {C.SUPPORTED}:
         out = HOLDS
     elif set(base) == {C.NOT_SUPPORTED}:
@@ -213,7 +219,7 @@ def matrix_frame(frames: Sequence[tuple[str, pd.DataFrame, float | dict]]) -> tu
                 ca, cb = (r.get("cap_a") or ""), (r.get("cap_b") or "")
                 row[f"{col} cap"] = f"cap-bound runs: A {ca}, B {cb}" if ca or cb else ""
             cells.append((ds, row[col]))
-        row["overall"] = overall(cells)
+        row["overall"] = overall(cells, [row[f"{c} raw"] or row[c] for c, _, _ in columns])
         rows.append(row)
     return pd.DataFrame(rows), [c for c, _, _ in columns]
 
@@ -245,8 +251,9 @@ MATRIX_RULE = (
     "in most runs, its raw statistical verdict in parentheses) and the effect (Δ = A − B with its 95 % CI, "
     "or the median time ratio A / B). Overall: *holds everywhere* / *fails everywhere* / *inconclusive "
     "everywhere* (one verdict in every column), *budget-bound somewhere* (a budget did not decide it in "
-    "some column), *depends on the dataset* / *on the budget* (verdicts differ between datasets / only "
-    "between budgets of one dataset); *(one dataset only)* when every column is one dataset."
+    "some column; the raw verdicts summarised the same way in parentheses), *depends on the dataset* / "
+    "*on the budget* (verdicts differ between datasets / only between budgets of one dataset); *(one "
+    "dataset only)* when every column is one dataset."
 )
 
 

@@ -99,7 +99,7 @@ def test_matrix_from_two_tiny_results_tables(tmp_path: Path) -> None:
     assert cols == ["small, cap ? (ml-small)", "big, cap ? (ml-big)"]
     r = m.set_index(["claim", "metric"]).loc[("1a", "ndcg@20")]
     assert r[cols[0]] == "supported" and r[cols[1]].startswith("budget-bound (onebp ahead")
-    assert r["overall"] == "budget-bound somewhere"
+    assert r["overall"] == "budget-bound somewhere (raw: holds everywhere)"
     assert r[f"{cols[0]} effect"].startswith("Δ +0.05")
     # the CLI: labels from the folder names, the command on top, the matrix in REPORT.md too
     out, page = tmp_path / "out" / "REPORT.md", tmp_path / "out" / "ROBUSTNESS.md"
@@ -108,7 +108,7 @@ def test_matrix_from_two_tiny_results_tables(tmp_path: Path) -> None:
     text = page.read_text()
     assert text.index("onebp report claims --results") < text.index("## Robustness")
     assert "small, cap 10 (ml-small)" in text and "big, cap 10 (ml-big)" in text  # caps from the runs
-    assert "budget-bound somewhere |" in text and "somewhere (one dataset only)" not in text
+    assert "budget-bound somewhere (raw: holds everywhere) |" in text and "(one dataset only) |" not in text
     rep = out.read_text()
     assert rep.index("## Robustness") < rep.index("## ml-small: the claims")
     assert "## ml-big: the claims" in rep and "Runs the epoch cap bound" in rep
@@ -122,7 +122,7 @@ def test_same_dataset_two_budgets_says_so(tmp_path: Path) -> None:
                  "--label", "long", "--matrix", str(page)]) == 0
     text = page.read_text()
     assert "Every column is the same dataset (toy)" in text
-    assert "budget-bound somewhere (one dataset only)" in text
+    assert "budget-bound somewhere (raw: holds everywhere) (one dataset only)" in text
     assert "--label short" in text and "(short)" in text and "(long)" in text
 
 
@@ -178,3 +178,13 @@ def test_label_count_must_match(tmp_path: Path, capsys: pytest.CaptureFixture) -
                  "--matrix", str(tmp_path / "m.md")]) == 2
     assert "--label" in capsys.readouterr().err
     assert main(["report", "claims", "--results", str(a)]) == 2  # neither --out nor --matrix
+
+
+def test_overall_keeps_the_raw_verdicts_beside_budget_bound() -> None:
+    # claim 1a on ML-100K: inconclusive at a 200-epoch cap, supported at 1000, OneBP cap-bound at both
+    cells = [("ml-100k", "budget-bound (no difference shown at this cap)"),
+             ("ml-100k", "budget-bound (onebp ahead at this cap)")]
+    assert overall(cells, ["inconclusive", "supported"]) \
+        == "budget-bound somewhere (raw: depends on the budget) (one dataset only)"
+    assert overall([("a", "budget-bound (x ahead at this cap)"), ("b", "supported")], ["supported", "supported"]) \
+        == "budget-bound somewhere (raw: holds everywhere)"
