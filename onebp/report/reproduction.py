@@ -1,9 +1,13 @@
 """``results/REPORT.md``: the reproduction report, generated from ``results/results.csv`` (and the
 benchmark files) with no hand-written number (``onebp report claims``).
 
-Sections: the claims table with verdicts and their rules (``onebp.report.claims``); parity with the
-official code on its ML-100K split; published Gowalla baselines vs ours; the protocol gap; efficiency
-from the dedicated benchmark; the figures that answer claim (3) (ablations and sweeps), when present.
+Sections: the robustness matrix first when the study holds more than one dataset
+(``onebp.report.robustness``); the claims table with verdicts (budget-bound where the epoch cap binds,
+the raw statistical verdict beside it) and their rules (``onebp.report.claims``); parity with the
+official code on its ML-100K split; published Gowalla baselines vs ours; the protocol gap; the runs
+the epoch cap bound (``onebp.report.epoch_cap.CAP_RULE``); efficiency from the dedicated benchmark; the
+figures that answer claim (3) (ablations and sweeps), when present. ``build_multi_report``: over
+several results sources, the matrix and each source's claims and cap tables.
 The same claims table is written as HTML and CSV for the Snakemake report.
 """
 

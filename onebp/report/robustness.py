@@ -259,8 +259,9 @@ MATRIX_RULE = (
 
 def matrix_markdown(sources: Sequence[Source], frames: Sequence[pd.DataFrame], reference: str = "onebp") -> str:
     """The matrix section (Markdown): the table, what each column is, the rules, the sources' notes."""
+    from tabulate import tabulate
+
     from onebp.report.epoch_cap import CAP_RULE
-    from onebp.report.reproduction import _md
 
     triples = []
     for src, frame in zip(sources, frames, strict=True):
@@ -273,12 +274,25 @@ def matrix_markdown(sources: Sequence[Source], frames: Sequence[pd.DataFrame], r
         parts += [f"Every column is the same dataset ({next(iter(datasets))}) — at different budgets or "
                   "settings, not a second dataset: agreement here says the verdict survives the budget, "
                   "not that it generalises.", ""]
-    parts += [_md(render_matrix(matrix, columns)), "", MATRIX_RULE, "", C.BUDGET_RULE, "", CAP_RULE, "",
+    table = tabulate(render_matrix(matrix, columns), headers="keys", tablefmt="github", showindex=False,
+                     disable_numparse=True)
+    parts += [table, "", MATRIX_RULE, "", C.BUDGET_RULE, "", CAP_RULE, "",
               "Columns: " + "; ".join(f"*{c}* — `{s.path}`" for c, s in zip(
                   columns, [s for s, f in zip(sources, frames, strict=True)
                             for _ in (dict.fromkeys(f["dataset"]) if not f.empty else [])], strict=True)) + ".",
               ""]
+    for src in sources:
+        caps = cap_frame(src.df)
+        caps = caps[caps["protocol"] == "clean"]
+        trained = caps[caps["epochs_cap"].astype(float) > 0]
+        missing = [d for d in trained["run_dir"].astype(str) if not (Path(d) / "curve.csv").exists()]
+        if missing:
+            unknown = int(sum(b is None for b in trained["cap_bound"]))
+            src.notes.append(f"{src.label}: {len(missing)} of {len(trained)} trained runs (protocol clean) have no "
+                             "curve.csv on disk, so the trend test (b) could not be applied to them: each was judged "
+                             "by early stopping and rule (a) alone, and the "
+                             f"{unknown} that neither settled stay \"cap: unknown\" (never counted as free).")
     notes = [n for s in sources for n in s.notes]
     if notes:
-        parts += ["Notes: " + " ".join(notes), ""]
+        parts += ["Notes:", "", *[f"- {n}" for n in notes], ""]
     return "\n".join(parts)
