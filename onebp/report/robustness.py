@@ -97,7 +97,13 @@ def source_claims(src: Source, metrics: list[str] | None = None, reference: str 
     if src.frozen_claims is None:
         raise UserError(f"{src.path}: its runs' per_user_test.npz are not on disk (needed for the tests over "
                         "users) and no frozen tables/claims.csv lies beside it")
-    frozen = pd.read_csv(src.frozen_claims)
+    try:
+        frozen = pd.read_csv(src.frozen_claims)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise UserError(f"{src.frozen_claims}: not a claims table ({str(exc).strip().splitlines()[0]})") from None
+    missing = {"claim", "dataset", "metric", "a", "b", "kind", "status", "verdict"} - set(frozen.columns)
+    if missing:
+        raise UserError(f"{src.frozen_claims}: not a claims table, no column {', '.join(sorted(missing))}")
     if metrics:
         keep = (frozen["kind"] != "quality") | frozen["metric"].isin(metrics)
         frozen = frozen[keep].reset_index(drop=True)

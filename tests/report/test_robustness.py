@@ -188,3 +188,16 @@ def test_overall_keeps_the_raw_verdicts_beside_budget_bound() -> None:
         == "budget-bound somewhere (raw: depends on the budget) (one dataset only)"
     assert overall([("a", "budget-bound (x ahead at this cap)"), ("b", "supported")], ["supported", "supported"]) \
         == "budget-bound somewhere (raw: holds everywhere)"
+
+
+def test_a_broken_frozen_claims_table_is_one_line(tmp_path: Path) -> None:
+    from onebp.errors import UserError
+
+    ref = tmp_path / "ref"
+    csv = _study(ref, "toy", 0.0, capped=False)
+    for d in ref.rglob("per_user_test.npz"):
+        d.unlink()  # as in a frozen reference
+    (ref / "tables").mkdir()
+    (ref / "tables" / "claims.csv").write_text("x,y\n1,2\n")
+    with pytest.raises(UserError, match="claims.csv: not a claims table, no column"):
+        source_claims(load_source(csv))
