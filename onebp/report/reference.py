@@ -22,7 +22,7 @@ from onebp.atomic import atomic_write
 from onebp.errors import UserError
 from onebp.safe_paths import inside, safe_name
 
-RUN_FILES = ("config.json", "env.json", "metrics.json")
+RUN_FILES = ("config.json", "env.json", "metrics.json", "curve.csv")  # curve.csv: the cap rule's trend test
 
 
 def machine(env_files: list[Path]) -> str:
@@ -95,7 +95,7 @@ def freeze(workdir: str | Path, out: str | Path, command: str, wall: str, note: 
         "Contents: `results.csv` (the long results table), `runs.csv`, `REPORT.md` (the reproduction "
         "report), `tables/`, " + ("`figures/`, " if figures else "") + "`bench/` (the dedicated benchmark), "
         "`tuning/<dataset>/<method>/{best.json,trials.csv}` (when tuned), "
-        "and `runs/.../{config,env,metrics}.json` of every run (no checkpoints, no per-user arrays).",
+        "and `runs/.../{config,env,metrics}.json` and `curve.csv` of every run (no checkpoints, no per-user arrays).",
         "",
         "Check a rerun against it:",
         "",

@@ -18,6 +18,7 @@ def _study(work: Path) -> None:
                        "env.json": {"device": "cpu", "device_name": "x86_64", "torch_threads": 1,
                                     "packages": {"torch": "2.13.0"}}}.items():
         (run / name).write_text(json.dumps(body))
+    (run / "curve.csv").write_text("epoch,valid/ndcg@20\n1,0.1\n")
     (run / "checkpoint.pt").write_bytes(b"weights")
     (run / "per_user_test.npz").write_bytes(b"arrays")
     res = work / "results"
@@ -39,7 +40,8 @@ def test_freeze_copies_results_tuning_and_run_records_only(tmp_path: Path) -> No
     got = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
     run = "runs/toy/onebp/main-00000000/clean/seed0"
     assert got == {"README.md", "results.csv", "REPORT.md", "tables/main.md", "tuning/toy/onebp/best.json",
-                   "tuning/toy/onebp/trials.csv", f"{run}/config.json", f"{run}/metrics.json", f"{run}/env.json"}
+                   "tuning/toy/onebp/trials.csv", f"{run}/config.json", f"{run}/metrics.json", f"{run}/env.json",
+                   f"{run}/curve.csv"}
     readme = (out / "README.md").read_text()
     assert "snakemake --cores 2" in readme and "1 min" in readme and "torch 2.13.0" in readme
 
