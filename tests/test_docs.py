@@ -152,3 +152,23 @@ def test_nothing_cites_files_outside_the_repository() -> None:
     hits = [f"{p.relative_to(REPO)}:{n}" for p in files if p.name != "test_docs.py"
             for n, line in enumerate(p.read_text(errors="replace").splitlines(), 1) if pattern.search(line)]
     assert not hits, hits
+
+
+def test_readme_headline_is_the_robustness_matrix_at_a_glance() -> None:
+    # the README's headline is generated (results/reference/ROBUSTNESS.md's "At a glance" block), never typed
+    start, end = "<!-- headline-matrix", "<!-- /headline-matrix -->"
+    readme = (REPO / "README.md").read_text()
+    page = (REPO / "results" / "reference" / "ROBUSTNESS.md").read_text()
+
+    def block(text: str) -> str:
+        i = text.index("\n", text.index(start))
+        return text[i:text.index(end)].strip("\n")
+
+    assert block(readme) and block(readme) == block(page)
+
+
+def test_readme_stays_a_front_door() -> None:
+    readme = (REPO / "README.md").read_text()
+    assert len(readme) <= 10_000, len(readme)
+    for module in ("encoders.py", "samplers.py", "losses.py", "updates.py"):
+        assert module in readme  # a newcomer finds the paper's four modules from the README

@@ -251,6 +251,32 @@ def render_matrix(matrix: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return out
 
 
+HEADLINE_START, HEADLINE_END = "<!-- headline-matrix -->", "<!-- /headline-matrix -->"
+
+
+def _short_effect(effect: str) -> str:
+    """``Δ +0.0302 [+0.0252, +0.0351]`` → ``+0.030``; ``× 1.060`` stays."""
+    if effect.startswith("Δ "):
+        return f"{float(effect.split()[1]):+.3f}"
+    return effect.replace(" ", "")
+
+
+def headline_table(matrix: pd.DataFrame, columns: list[str]) -> str:
+    """The matrix at a glance (the README's headline): one row per claim on its first metric (NDCG@K
+    for quality claims), per column the verdict and the effect in short, and the overall verdict."""
+    from tabulate import tabulate
+
+    rows = []
+    for _, r in matrix.drop_duplicates("claim", keep="first").iterrows():
+        row = {"claim": f"{r['claim']}: {r['text']}", "metric": r["metric"]}
+        for col in columns:
+            effect = _short_effect(r[f"{col} effect"]) if r[f"{col} effect"] else ""
+            row[col] = r[col] + (f" ({effect})" if effect else "")
+        row["overall"] = r["overall"]
+        rows.append(row)
+    return tabulate(pd.DataFrame(rows), headers="keys", tablefmt="github", showindex=False, disable_numparse=True)
+
+
 MATRIX_RULE = (
     "Each cell: the verdict under the report's rules (quality: bootstrap CI over users and Holm-corrected "
     "Wilcoxon p; computation: the benchmark's range rule; **budget-bound** when either side is cap-bound "
@@ -275,7 +301,10 @@ def matrix_markdown(sources: Sequence[Source], frames: Sequence[pd.DataFrame], r
         triples.append((src.label, frame, {d: source_cap(src, d, reference) for d in ds}))
     matrix, columns = matrix_frame(triples)
     datasets = {c.split(",")[0] for c in columns}
-    parts = ["## Robustness: each claim on every dataset and budget", ""]
+    parts = ["## At a glance", "", "One row per claim on its first metric: verdict (effect: Δ = A − B, or the "
+             "time ratio A / B), per dataset and budget; the full matrix with CIs and cap counts follows.", "",
+             HEADLINE_START, headline_table(matrix, columns), HEADLINE_END, "",
+             "## Robustness: each claim on every dataset and budget", ""]
     if len(datasets) == 1:
         parts += [f"Every column is the same dataset ({next(iter(datasets))}) — at different budgets or "
                   "settings, not a second dataset: agreement here says the verdict survives the budget, "

@@ -201,3 +201,22 @@ def test_a_broken_frozen_claims_table_is_one_line(tmp_path: Path) -> None:
     (ref / "tables" / "claims.csv").write_text("x,y\n1,2\n")
     with pytest.raises(UserError, match="claims.csv: not a claims table, no column"):
         source_claims(load_source(csv))
+
+
+def test_headline_is_one_row_per_claim_with_short_effects(tmp_path: Path) -> None:
+    from onebp.report.robustness import HEADLINE_END, HEADLINE_START, headline_table
+
+    a = _study(tmp_path / "ml-small", "small", 0.05, capped=False)
+    b = _study(tmp_path / "ml-big", "big", 0.05, capped=True)
+    frames = [(lbl, source_claims(load_source(p)), {}) for lbl, p in (("ml-small", a), ("ml-big", b))]
+    m, cols = matrix_frame(frames)
+    lines = headline_table(m, cols).splitlines()
+    body = [line for line in lines[2:]]
+    claims = [line.split("|")[1].strip().split(":")[0] for line in body]
+    assert claims == list(dict.fromkeys(m["claim"]))  # each claim once, first metric (ndcg) kept
+    row_1a = next(line for line in body if line.startswith("| 1a"))
+    assert "ndcg@20" in row_1a and "supported (+0.050)" in row_1a and "budget-bound (onebp ahead" in row_1a
+    page = tmp_path / "ROBUSTNESS.md"
+    assert main(["report", "claims", "--results", str(a.parent), "--results", str(b), "--matrix", str(page)]) == 0
+    text = page.read_text()
+    assert text.index(HEADLINE_START) < text.index(HEADLINE_END) < text.index("## Robustness")
