@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -144,8 +145,10 @@ def test_workflow_presets_plan_with_settings_owned(path: str) -> None:
     import onebp_plan
 
     cfg = json.loads(json.dumps(yaml.safe_load((REPO / "config.yaml").read_text())))
-    if path != "config.yaml":
-        for key, value in (yaml.safe_load((REPO / path).read_text()) or {}).items():
+    # an overlay ("Laid over config/<base>.yaml" in its header) is a second --configfile on its base
+    base = re.search(r"Laid over (config/[\w.-]+\.yaml)", (REPO / path).read_text())
+    for layer in ([base.group(1)] if base else []) + ([path] if path != "config.yaml" else []):
+        for key, value in (yaml.safe_load((REPO / layer).read_text()) or {}).items():
             cfg[key] = {**cfg[key], **value} if isinstance(value, dict) and isinstance(cfg.get(key), dict) else value
     onebp_plan.build(cfg)
     for sweep in cfg.get("sweeps") or []:
