@@ -466,7 +466,6 @@ def check(world: World, command: str, case: Case, scratch: Path) -> None:
 #: and run by test_known_defects as xfail(strict=True): when its owner fixes it, it XPASSes (fails) and
 #: the entry must go. A file fault's value is the fault's name ("binary", "truncated", ...).
 _SPLIT_TEXT = "onebp/data/split_format.py: a split part that is not UTF-8 ends in UnicodeDecodeError"
-_PARAMS_TEXT = "onebp/training/commands.py read_params_file: a file that is not UTF-8 ends in UnicodeDecodeError"
 _DATASET_FILE = ("onebp/data/catalog.py load_dataset_file: a file that is not UTF-8 ends in UnicodeDecodeError; "
                  "a JSON list is refused without naming the file")
 _SYNTH = "onebp/data (data synth): SyntheticConfig's numbers are not validated"
@@ -480,8 +479,6 @@ KNOWN: dict[tuple[str, str], tuple[tuple[str, ...], str]] = {
     ("bench", "--data"): (("split: binary train",), _SPLIT_TEXT),
     ("bench-suite", "--data"): (("split: binary train",), _SPLIT_TEXT),
     ("estimate", "--data"): (("split: binary train",), _SPLIT_TEXT),
-    ("train", "--params-file"): (("binary",), _PARAMS_TEXT),
-    ("bench", "--params-file"): (("binary",), _PARAMS_TEXT),
     ("data download", "--dataset-file"): (("binary", "wrong type"), _DATASET_FILE),
     ("data prepare", "--dataset-file"): (("binary", "wrong type"), _DATASET_FILE),
     ("data download", "--backoff"): (("nan", "inf"), _BACKOFF),
@@ -500,18 +497,6 @@ KNOWN: dict[tuple[str, str], tuple[tuple[str, ...], str]] = {
     ("data synth", "--popularity-exponent"): (("nan",), _SYNTH),
     ("data synth", "--test-ratio"): (("nan", "-1.0", "0.0", "2.0", "inf", "1.0"), _SYNTH),
     ("data synth", "--valid-ratio"): (("nan", "-1.0", "2.0", "inf"), _SYNTH),
-    ("tune summarize", "--method"): (("no-such-name", "ONEBP", " ", "onebp,"),
-                                     "onebp/tuning: --method is not checked against the trials' method"),
-    ("tune summarize", "--budget"): (("[1, 2]",), "onebp/tuning/cli.py: a --budget that is JSON but not an object "
-                                                  "ends in TypeError"),
-    ("tune summarize", "--keys"): ((",",), "onebp/tuning: --keys naming no key is accepted (best.json with no params)"),
-    ("tune summarize", "0"): (("run: binary metrics",), "onebp/tuning/trials.py: a trial's metrics.json that is not "
-                                                        "UTF-8 ends in UnicodeDecodeError"),
-    ("report collect", "0"): (("file", "run: binary metrics", "run: list config"),
-                              "onebp/report/collect.py: a file given as a run directory, or a run whose metrics.json is "
-                              "not UTF-8, ends in a traceback; a config.json that is a JSON list is accepted"),
-    ("report collect", "--root"): (("missing", "file"), "onebp/report/collect.py: a --root that does not exist or is "
-                                                        "a file is accepted (nothing collected from it)"),
     ("report tables", "--protocol"): (("no-such-name", "ONEBP", " ", "onebp,"),
                                       "onebp/report: an unknown --protocol ends in ValueError 'no results for ...'"),
     ("report tables", "--alpha"): (("nan", "-1.0", "0.0", "2.0", "inf", "1.0"), _ALPHA),
@@ -537,8 +522,6 @@ KNOWN: dict[tuple[str, str], tuple[tuple[str, ...], str]] = {
     ("report compare", "1"): (("directory", "truncated"),
                               "onebp/report: a directory ends in IsADirectoryError; a reference whose last row is cut "
                               "short (fields lost) is read without complaint and the rerun 'matches' (exit 0)"),
-    ("methods", "--baselines"): (("missing", "file"), "onebp/methods/registry.py discover: a --baselines directory that "
-                                                      "does not exist, or is a file, is skipped silently"),
     ("report summary", "--tables"): (("missing", "directory", "binary"),
                                      "onebp/report/cli.py summary: a missing, directory or non-UTF-8 --tables file ends "
                                      "in a traceback"),

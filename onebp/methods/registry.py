@@ -82,13 +82,21 @@ def register_core_methods() -> None:
 
 
 def discover(extra_dirs: Iterable[str | os.PathLike] = ()) -> None:
-    """Register the core methods, then import every baselines module not imported yet."""
+    """Register the core methods, then import every baselines module not imported yet.
+
+    ``extra_dirs`` (the ``--baselines`` directories) must exist: one mistyped would otherwise drop
+    its methods silently and the run fail later with "unknown method". ``ONEBP_BASELINES`` is a
+    search path (like ``PATH``) and the shipped ``baselines/`` may be absent when installed: a
+    missing entry there is skipped."""
+    extra = [Path(d) for d in extra_dirs]
+    for d in extra:  # checked before anything is imported
+        if not d.is_dir():
+            raise UserError(f"--baselines {d}: {'not a directory' if d.exists() else 'no such directory'}")
     register_core_methods()
-    dirs = [*baseline_dirs(), *extra_dirs]
+    dirs = [*baseline_dirs(), *extra]
     env = os.environ.get("ONEBP_BASELINES", "")
-    dirs += [d for d in env.split(os.pathsep) if d]
+    dirs += [Path(d) for d in env.split(os.pathsep) if d]
     for d in dirs:
-        d = Path(d)
         if not d.is_dir():
             continue
         for path in sorted(d.glob("*.py")):

@@ -69,7 +69,10 @@ def read_params_file(path: str | Path) -> dict[str, Any]:
     """Settings from a JSON file: a tuning ``best.json`` (its ``params``) or a plain object."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        # the exception text would show raw bytes; say what is wrong in words instead
+        raise UserError(f"--params-file {path}: not a UTF-8 text file") from None
     except (OSError, json.JSONDecodeError) as exc:
         raise UserError(f"--params-file {path}: {exc}") from None
     if isinstance(data, dict) and isinstance(data.get("params"), dict):

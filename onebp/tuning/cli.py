@@ -62,7 +62,13 @@ def _summarize(args: argparse.Namespace) -> int:
         budget = json.loads(args.budget)
     except json.JSONDecodeError as exc:
         raise UserError(f"--budget: not JSON ({exc})") from None
-    keys = [k for k in args.keys.split(",") if k]
+    if not isinstance(budget, dict):
+        # best.json records it as a mapping; a list or number would fail there, after trials.csv
+        raise UserError(f"--budget: expected a JSON object, got {type(budget).__name__} {args.budget!r}")
+    keys = [k.strip() for k in args.keys.split(",") if k.strip()]
+    if not keys:
+        # a best.json with no params would silently give the runs the defaults
+        raise UserError(f"--keys {args.keys!r}: names no setting (expected comma-separated setting names)")
     best = summarize(args.method, args.dataset, keys, [Path(t) for t in args.trials], Path(args.out_dir),
                      budget)  # refuses unknown keys and mixed trials before writing anything
     print(json.dumps({k: best[k] for k in ("method", "dataset", "trial", "params", "valid_value",

@@ -135,12 +135,20 @@ def trial_overrides(budget: TuningBudget, params: Mapping[str, Any]) -> dict[str
 
 
 # -- results ------------------------------------------------------------------------------------------
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        # the decoder's own message shows raw bytes and no file; name the file instead
+        raise UserError(f"{path}: not a UTF-8 text file (a trial run directory's {path.name})") from None
+
+
 def trial_record(run_dir: Path, keys: Sequence[str], number: int) -> dict[str, Any]:
     """One trial's row: its number, tuned settings, status, selected epoch and validation metrics."""
     run_dir = Path(run_dir)
     try:
-        config = json.loads((run_dir / "config.json").read_text())
-        metrics = json.loads((run_dir / "metrics.json").read_text())
+        config = _read_json(run_dir / "config.json")
+        metrics = _read_json(run_dir / "metrics.json")
     except (OSError, json.JSONDecodeError) as exc:
         raise UserError(f"{run_dir}: not a finished trial ({exc})") from None
     for name, value in (("config.json", config), ("metrics.json", metrics)):
@@ -213,6 +221,11 @@ def summarize(method: str, dataset: str, space_keys: Sequence[str], trial_dirs: 
     keys = list(space_keys)
     rows = [trial_record(trial_dir(d), keys, i) for i, d in enumerate(trial_dirs)]
     check_comparable(rows)
+    # best.json is filed under --method; trials of another method would give it foreign settings.
+    # Only the method is checked: callers may label a dataset differently from the split's name.
+    if method and isinstance(rows[0]["method"], str) and rows[0]["method"] != method:
+        raise UserError(f"--method {method!r}: the trials are of method {rows[0]['method']!r} "
+                        f"({rows[0]['run_dir']})")
     best = best_trial(rows)
     out_dir = Path(out_dir)
     buf = io.StringIO()
