@@ -25,16 +25,32 @@ METRIC_SPLITS = ("valid", "test", "best_on_test")
 
 def _load_json(path: Path) -> dict:
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise UserError(f"{path}: missing (is the run finished?)") from exc
+    except UnicodeDecodeError:
+        # the decoder's message shows raw bytes and no file name
+        raise UserError(f"{path}: not a UTF-8 text file (a run directory's {path.name})") from None
     except json.JSONDecodeError as exc:
         raise UserError(f"{path}: not valid JSON ({exc})") from exc
+    except OSError as exc:  # a directory in the file's place, unreadable, ...
+        raise UserError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if not isinstance(data, dict):
+        # a list would be written into runs.csv (config) or fail on the first key (metrics)
+        raise UserError(f"{path}: not a JSON object (a run directory's {path.name})")
+    return data
+
+
+#: the metrics.json keys every results row is labelled with
+_RUN_KEYS = ("dataset", "method", "seed", "protocol")
 
 
 def run_rows(run_dir: str | Path) -> list[dict]:
     run_dir = Path(run_dir)
     m = _load_json(run_dir / "metrics.json")
+    missing = [k for k in _RUN_KEYS if k not in m]
+    if missing:
+        raise UserError(f"{run_dir / 'metrics.json'}: no {', '.join(missing)} (not a run's metrics.json)")
     base = {
         "dataset": m["dataset"],
         "method": m["method"],
@@ -77,6 +93,10 @@ def collect(run_dirs: Iterable[str | Path]) -> tuple[pd.DataFrame, pd.DataFrame]
     rows, runs = [], []
     for d in run_dirs:
         d = run_dir_of(d)
+        if not d.is_dir():
+            # checked here so a file is named as such, not as "<file>/metrics.json: missing"
+            what = "no such directory" if not d.exists() else "not a directory"
+            raise UserError(f"{d}: {what} (expected a run directory or its metrics.json)")
         rows.extend(run_rows(d))
         cfg = _load_json(d / "config.json")
         m = _load_json(d / "metrics.json")
@@ -99,9 +119,12 @@ def collect(run_dirs: Iterable[str | Path]) -> tuple[pd.DataFrame, pd.DataFrame]
 
 def find_runs(root: str | Path) -> list[Path]:
     """Every finished run (``metrics.json`` present) under ``root``; tuning trials (no test metrics,
-    ``results/tuning/...``) are not runs of the study and are left out."""
-    return sorted(p.parent for p in Path(root).rglob("metrics.json")
-                  if not json.loads(p.read_text()).get("tuning_trial"))
+    ``results/tuning/...``) are not runs of the study and are left out. UserError when ``root`` is
+    not a directory: collecting nothing from a mistyped path would pass silently."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"--root {root}: {'not a directory' if root.exists() else 'no such directory'}")
+    return sorted(p.parent for p in root.rglob("metrics.json") if not _load_json(p).get("tuning_trial"))
 
 
 def load_results(path: str | Path) -> pd.DataFrame:
