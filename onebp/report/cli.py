@@ -4,12 +4,66 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import re
 import sys
 from pathlib import Path
+
+from onebp.errors import UserError
 
 
 def _csv_list(s: str) -> list[str]:
     return [x for x in s.split(",") if x]
+
+
+# -- up-front checks of the options: refused (UserError naming the flag) before anything is read or written
+
+
+def _protocols() -> tuple[str, ...]:
+    """The protocols a run can have (TrainConfig.protocol's values)."""
+    import typing
+
+    from onebp.config import TrainConfig
+
+    return typing.get_args(typing.get_type_hints(TrainConfig)["protocol"])
+
+
+def _check_alpha(alpha: float) -> None:
+    # NaN compares false with everything: without the isfinite test it would pass as "in range"
+    if not (math.isfinite(alpha) and 0 < alpha < 1):
+        raise UserError(f"--alpha must lie in (0, 1), got {alpha}")
+
+
+def _check_protocol(protocol: str) -> None:
+    known = _protocols()
+    if protocol not in known:
+        raise UserError(f"--protocol: unknown protocol {protocol!r} (known: {', '.join(known)})")
+
+
+def _check_metric_names(flag: str, names: list[str]) -> None:
+    from onebp.config import METRIC_NAMES
+
+    unknown = [n for n in names if n not in METRIC_NAMES]
+    if unknown or not names:
+        raise UserError(f"{flag}: unknown metric {', '.join(map(repr, unknown)) or '(none given)'} "
+                        f"(known: {', '.join(METRIC_NAMES)})")
+
+
+def _check_ks(ks: list[int]) -> None:
+    bad = [k for k in ks if k < 1]
+    if bad or not ks:
+        raise UserError(f"--ks: cut-offs must be positive integers, got {', '.join(map(str, bad)) or '(none)'}")
+
+
+def _check_metric_at_k(flag: str, keys: list[str]) -> None:
+    """Each key is <metric>@<k>: a known metric and a positive cut-off (e.g. ndcg@20)."""
+    from onebp.config import METRIC_NAMES
+
+    for key in keys or [""]:
+        name, at, k = key.partition("@")
+        if name not in METRIC_NAMES or not at or not re.fullmatch(r"[1-9][0-9]*", k):
+            raise UserError(f"{flag}: {key!r} is not <metric>@<k> with metric one of {', '.join(METRIC_NAMES)} "
+                            "and k a positive integer (e.g. ndcg@20)")
 
 
 #: `onebp report compare --help` (onebp/report/compare.py has the reasoning and measured rates;
@@ -148,8 +202,8 @@ def _collect(args: argparse.Namespace) -> int:
 
 
 def _tables(args: argparse.Namespace) -> int:
-    from onebp.errors import UserError
     from onebp.report.collect import load_results
+    from onebp.report.layout import load_runs
     from onebp.report.tables import (
         Table,
         comparison_table,
@@ -159,20 +213,39 @@ def _tables(args: argparse.Namespace) -> int:
         write_table,
     )
 
+    _check_protocol(args.protocol)
+    _check_metric_names("--metrics", args.metrics)
+    _check_ks(args.ks)
+    _check_alpha(args.alpha)
+    if args.sweep:
+        _check_metric_at_k("--metric", [args.metric])
+        if not args.runs:
+            raise UserError("--sweep needs --runs (runs.csv from `onebp report collect`)")
+    # Every input is read before the first table is written: a bad one leaves no partial set of tables.
     df = load_results(args.results)
+    runs = load_runs(args.runs) if args.sweep else None
+    bench = None
+    if args.bench:
+        from onebp.report.efficiency import load_bench
+
+        bench = load_bench(args.bench)
     out = Path(args.out_dir)
     kw = dict(metrics=tuple(args.metrics), ks=tuple(args.ks), reference=args.reference, alpha=args.alpha,
               methods=args.methods, datasets=args.datasets)
     split = "test" if args.protocol == "clean" else "best_on_test"
-    main = main_table(df, args.protocol, split, **kw)
+    try:  # main_table's ValueError: the results hold no row of the asked protocol/metrics/cut-offs
+        main = main_table(df, args.protocol, split, **kw)
+        paper = main_table(df, "paper", "best_on_test", **kw) if args.paper else None
+    except ValueError as exc:
+        raise UserError(f"{args.results}: {exc} (see --protocol, --metrics, --ks)") from None
     written = write_table(main, out / "main", "tab:main")
     written += write_plain(comparison_table(main, args.reference, args.alpha), out / "comparisons", "tab:comparisons")
-    if args.paper:
-        written += write_table(main_table(df, "paper", "best_on_test", **kw), out / "paper", "tab:paper")
-    if args.bench:
-        from onebp.report.efficiency import bench_table, load_bench
+    if paper is not None:
+        written += write_table(paper, out / "paper", "tab:paper")
+    if bench is not None:
+        from onebp.report.efficiency import bench_table
 
-        eff = bench_table(load_bench(args.bench), df, methods=args.methods, datasets=args.datasets)
+        eff = bench_table(bench, df, methods=args.methods, datasets=args.datasets)
     else:
         eff = efficiency_table(df, args.protocol, methods=args.methods, datasets=args.datasets)
     written += write_plain(eff, out / "efficiency", "tab:efficiency")
@@ -187,9 +260,6 @@ def _tables(args: argparse.Namespace) -> int:
 
         from onebp.report.sweep_table import sweep_comparison_table
 
-        if not args.runs:
-            raise UserError("--sweep needs --runs (runs.csv from `onebp report collect`)")
-        runs = pd.read_csv(args.runs, dtype={"setting": str})
         for param in args.sweep:
             try:
                 t = sweep_comparison_table(df, runs, param, args.protocol, args.metric, alpha=args.alpha)
@@ -202,13 +272,14 @@ def _tables(args: argparse.Namespace) -> int:
 
 
 def _figures(args: argparse.Namespace) -> int:
-    import pandas as pd
-
     from onebp.report.collect import load_results
     from onebp.report.figures import all_figures
+    from onebp.report.layout import load_runs
 
+    _check_protocol(args.protocol)
+    _check_metric_at_k("--metric", [args.metric])
     df = load_results(args.results)
-    runs = pd.read_csv(args.runs, dtype={"setting": str})
+    runs = load_runs(args.runs)
     bench = None
     if args.bench:
         from onebp.report.efficiency import load_bench
@@ -221,7 +292,6 @@ def _figures(args: argparse.Namespace) -> int:
 
 
 def _tuning(args: argparse.Namespace) -> int:
-    from onebp.errors import UserError
     from onebp.report.tables import write_plain
     from onebp.report.tuning_table import load_best, load_tuning, tuning_table
 
@@ -257,7 +327,6 @@ def _claims(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from onebp.atomic import atomic_write
-    from onebp.errors import UserError
     from onebp.report import claims as C
     from onebp.report.efficiency import load_bench
     from onebp.report.reproduction import build_multi_report, write_report
@@ -265,6 +334,8 @@ def _claims(args: argparse.Namespace) -> int:
 
     if not args.out and not args.matrix:
         raise UserError("report claims: give --out REPORT.md and/or --matrix ROBUSTNESS.md")
+    _check_alpha(args.alpha)
+    _check_metric_at_k("--metrics", args.metrics)
     if args.label and len(args.label) != len(args.results):
         raise UserError(f"report claims: {len(args.label)} --label for {len(args.results)} --results "
                         "(one label per results source, in order)")
@@ -325,8 +396,6 @@ def _compare(args: argparse.Namespace) -> int:
 
     for path in (args.rerun, args.reference):
         if not Path(path).exists():
-            from onebp.errors import UserError
-
             raise UserError(f"{path}: no such results table")
     splits = None if args.splits is None else tuple(args.splits)
     return run(args.rerun, args.reference, splits, args.k_sigma, args.tol, args.k_seed, args.floor)
@@ -343,16 +412,32 @@ def _reference(args: argparse.Namespace) -> int:
 def _summary(args: argparse.Namespace) -> int:
     import os
 
+    from onebp.atomic import atomic_write
+
     out = Path(args.out)
     parts = ["# OneBP-Bench results", "",
              "Generated from `results/results.csv` (every row names its run directory).", ""]
     for t in args.tables:
-        parts += [f"## {Path(t).stem}", "", Path(t).read_text().rstrip(), ""]
+        parts += [f"## {Path(t).stem}", "", _read_table_text(Path(t)), ""]
     if args.figures:
         parts += ["## Figures", ""]
         for f in args.figures:
             rel = os.path.relpath(f, out.parent)
             parts += [f"### {Path(f).stem}", "", f"![{Path(f).stem}]({rel})", ""]
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(parts))
+    atomic_write(out, "\n".join(parts))
     return 0
+
+
+def _read_table_text(path: Path) -> str:
+    """A --tables file's text; UserError naming it when it is missing, a directory or not UTF-8."""
+    if path.is_dir():
+        raise UserError(f"--tables {path}: a directory, not a Markdown table")
+    try:
+        return path.read_text(encoding="utf-8").rstrip()
+    except FileNotFoundError:
+        raise UserError(f"--tables {path}: no such file") from None
+    except UnicodeDecodeError:
+        raise UserError(f"--tables {path}: not UTF-8 text (not a Markdown table)") from None
+    except OSError as exc:
+        raise UserError(f"--tables {path}: cannot be read ({exc.strerror})") from None

@@ -10,6 +10,7 @@ A second file, ``runs.csv``, has one row per run with its resolved config (JSON)
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Iterable
 from pathlib import Path
@@ -127,20 +128,28 @@ def find_runs(root: str | Path) -> list[Path]:
     return sorted(p.parent for p in root.rglob("metrics.json") if not _load_json(p).get("tuning_trial"))
 
 
-def load_results(path: str | Path) -> pd.DataFrame:
-    """The long results table at ``path``; UserError naming the file (and row) when it is missing,
-    empty, not CSV, lacks a column, or has a ``k``/``value`` that is not a number."""
+def load_results(path: str | Path, *, partial_ok: bool = False) -> pd.DataFrame:
+    """The long results table at ``path``; UserError naming the file (and row) when it is missing, a
+    directory, empty, not CSV, lacks a column, has a row cut short (fields lost), has no rows, or has a
+    ``k``/``value`` that is not a number. ``partial_ok``: a rerun's table, possibly still being written,
+    whose missing rows or cut last row are the comparison's to report (it then counts as disagreeing)."""
+    if Path(path).is_dir():
+        raise UserError(f"{path}: a directory, not a results table (give its results.csv)")
     try:
         df = pd.read_csv(path, dtype={"setting": str, "metric": str, "split": str})
     except FileNotFoundError:
         raise UserError(f"{path}: no such results table") from None
     except pd.errors.EmptyDataError:
         raise UserError(f"{path}: empty, not a results table (write one with `onebp report collect`)") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as exc:
         raise UserError(f"{path}: not a results table: {str(exc).strip().splitlines()[0]}") from None
     missing = [c for c in COLUMNS if c not in df.columns and c != "run_dir"]
     if missing:
         raise UserError(f"{path}: not a results table, no column {', '.join(missing)}")
+    if not partial_ok:
+        if df.empty:
+            raise UserError(f"{path}: a header and no rows: no results (write one with `onebp report collect`)")
+        _check_rows_complete(path)
     for col in ("k", "value"):
         num = pd.to_numeric(df[col], errors="coerce")
         bad = num.isna() & df[col].notna()
@@ -152,3 +161,15 @@ def load_results(path: str | Path) -> pd.DataFrame:
         df[col] = num
     df["k"] = df["k"].astype("Int64")
     return df
+
+
+def _check_rows_complete(path: str | Path) -> None:
+    """UserError naming the line of the first row with fewer fields than the header: pandas fills
+    the lost fields with NaN, so a file cut mid-row would otherwise read as a run whose value is NaN."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        width = len(next(reader, []))
+        for row in reader:
+            if row and len(row) < width:
+                raise UserError(f"{path}:{reader.line_num}: row cut short ({len(row)} of {width} fields; "
+                                "was the file truncated?)")

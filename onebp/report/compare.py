@@ -169,7 +169,7 @@ def run(rerun_path: str, reference_path: str, splits: tuple[str, ...] | None = N
     for name, x in (("--k-sigma", k_sigma), ("--k-seed", k_seed), ("--tol", tol), ("--floor", floor)):
         if not np.isfinite(x) or x < 0:
             raise UserError(f"{name} must be a finite number >= 0, got {x}")
-    rerun, reference = load_results(rerun_path), load_results(reference_path)
+    rerun, reference = load_results(rerun_path, partial_ok=True), load_results(reference_path)
     absent = [s for s in splits if not (reference["split"] == s).any()]
     # A split named on the command line must be there; of the defaults, one is enough (a study
     # without protocol paper has no best_on_test rows).

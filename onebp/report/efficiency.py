@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from onebp.errors import UserError
 from onebp.report.layout import MAIN, run_eval_every, setting_tag
 from onebp.report.tables import Table, _order
 
@@ -32,12 +33,33 @@ CAPTION = (
 )
 
 
+def _bench_records(p: Path) -> list[dict]:
+    """The ``records`` of one benchmark file; UserError naming the file when it cannot be read or
+    is not what ``onebp bench-suite --out`` writes (an object with a list of record objects)."""
+    if p.is_dir():
+        raise UserError(f"{p}: a directory, not a benchmark file (give the .json of `onebp bench-suite`)")
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{p}: no such benchmark file") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{p}: not a benchmark file (not UTF-8 text)") from None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{p}: not a benchmark file (not valid JSON: {exc})") from None
+    except OSError as exc:
+        raise UserError(f"{p}: cannot read the benchmark file ({exc.strerror})") from None
+    records = data.get("records") if isinstance(data, dict) else None
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise UserError(f"{p}: not a benchmark file (expected a JSON object with a 'records' list of "
+                        "objects, as `onebp bench-suite --out` writes)")
+    return records
+
+
 def load_bench(paths: list[str | Path]) -> pd.DataFrame:
     """Every repeat's record of every benchmark file, with its dataset (the file's stem)."""
     rows = []
     for p in map(Path, paths):
-        data = json.loads(p.read_text())
-        for r in data["records"]:
+        for r in _bench_records(p):
             flat = {k: v for k, v in r.items() if not isinstance(v, dict)}
             for ph, v in (r.get("phase_seconds_median") or {}).items():
                 flat[f"phase_{ph}"] = v

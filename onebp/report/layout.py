@@ -59,3 +59,41 @@ def run_eval_every(run_dir: str | Path) -> int:
         raise UserError(f"{cfg}: missing — the run's resolved settings (is its directory complete?)") from None
     except json.JSONDecodeError as exc:
         raise UserError(f"{cfg}: not valid JSON ({exc})") from None
+
+
+#: the columns of runs.csv (``onebp report collect --runs-out``) the sweeps read
+RUNS_COLUMNS = ("run_dir", "config")
+
+
+def load_runs(path: str | Path) -> Any:
+    """runs.csv (one row per run, written by ``onebp report collect --runs-out``) as a DataFrame;
+    UserError naming the file (and line) when it is missing, a directory, empty, not UTF-8 CSV,
+    lacks a column, has a row cut short, or has no runs."""
+    import csv
+
+    import pandas as pd  # here: the rest of this module is read by light commands too
+
+    p = Path(path)
+    if p.is_dir():
+        raise UserError(f"{p}: a directory, not runs.csv (give the file `onebp report collect --runs-out` wrote)")
+    try:
+        runs = pd.read_csv(p, dtype={"setting": str})
+        with open(p, newline="", encoding="utf-8") as fh:  # pandas fills a cut row's lost fields with NaN
+            reader = csv.reader(fh)
+            width = len(next(reader, []))
+            for row in reader:
+                if row and len(row) < width:
+                    raise UserError(f"{p}:{reader.line_num}: row cut short ({len(row)} of {width} fields; "
+                                    "was the file truncated?)")
+    except FileNotFoundError:
+        raise UserError(f"{p}: no such runs.csv (write it with `onebp report collect --runs-out`)") from None
+    except pd.errors.EmptyDataError:
+        raise UserError(f"{p}: empty, not runs.csv (write it with `onebp report collect --runs-out`)") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, csv.Error, ValueError, OSError) as exc:
+        raise UserError(f"{p}: not runs.csv: {str(exc).strip().splitlines()[0]}") from None
+    missing = [c for c in RUNS_COLUMNS if c not in runs.columns]
+    if missing:
+        raise UserError(f"{p}: not runs.csv, no column {', '.join(missing)}")
+    if runs.empty:
+        raise UserError(f"{p}: a header and no runs (write it with `onebp report collect --runs-out`)")
+    return runs
