@@ -470,10 +470,6 @@ _DATASET_FILE = ("onebp/data/catalog.py load_dataset_file: a file that is not UT
                  "a JSON list is refused without naming the file")
 _SYNTH = "onebp/data (data synth): SyntheticConfig's numbers are not validated"
 _BACKOFF = "onebp/data/cli.py: --backoff NaN/inf accepted (a retry would wait forever)"
-_ALPHA = "onebp/report: --alpha outside (0, 1), NaN or inf accepted; tables/verdicts written"
-_BENCH_FILES = "onebp/report (load_bench): a missing, empty, non-JSON or non-object --bench file ends in a traceback"
-_RESULTS = ("onebp/report (load_results): a directory, a row cut short or a header-only results.csv ends in a "
-            "traceback")
 KNOWN: dict[tuple[str, str], tuple[tuple[str, ...], str]] = {
     ("train", "--data"): (("split: binary train",), _SPLIT_TEXT),
     ("bench", "--data"): (("split: binary train",), _SPLIT_TEXT),
@@ -497,34 +493,6 @@ KNOWN: dict[tuple[str, str], tuple[tuple[str, ...], str]] = {
     ("data synth", "--popularity-exponent"): (("nan",), _SYNTH),
     ("data synth", "--test-ratio"): (("nan", "-1.0", "0.0", "2.0", "inf", "1.0"), _SYNTH),
     ("data synth", "--valid-ratio"): (("nan", "-1.0", "2.0", "inf"), _SYNTH),
-    ("report tables", "--protocol"): (("no-such-name", "ONEBP", " ", "onebp,"),
-                                      "onebp/report: an unknown --protocol ends in ValueError 'no results for ...'"),
-    ("report tables", "--alpha"): (("nan", "-1.0", "0.0", "2.0", "inf", "1.0"), _ALPHA),
-    ("report tables", "--ks"): (("0", "-5"), "onebp/report: --ks 0 or negative ends in ValueError 'no results'"),
-    ("report tables", "--metrics"): (("no_such_metric",), "onebp/report: an unknown --metrics ends in ValueError"),
-    ("report tables", "--results"): (("directory", "truncated", "header only"), _RESULTS),
-    ("report tables", "--bench"): (("missing", "directory", "empty", "binary", "truncated", "wrong type"), _BENCH_FILES),
-    ("report claims", "--alpha"): (("nan", "-1.0", "0.0", "2.0", "inf", "1.0"), _ALPHA),
-    ("report claims", "--metrics"): (("no_such_metric@20", "ndcg@0"),
-                                     "onebp/report: an unknown metric in --metrics ends in TypeError"),
-    ("report claims", "--results"): (("truncated", "header only"), _RESULTS),
-    ("report claims", "--bench"): (("missing", "directory", "empty", "binary", "truncated", "wrong type"), _BENCH_FILES),
-    ("report figures", "--protocol"): (("no-such-name", "ONEBP", " ", "onebp,"),
-                                       "onebp/report: an unknown --protocol draws figures anyway (exit 0)"),
-    ("report figures", "--metric"): (("no-such-name", "ONEBP", " ", "onebp,"),
-                                     "onebp/report: an unknown --metric draws figures anyway (exit 0)"),
-    ("report figures", "--results"): (("directory", "truncated", "header only"), _RESULTS),
-    ("report figures", "--runs"): (("missing", "directory", "empty", "binary", "truncated", "wrong columns",
-                                    "header only"),
-                                   "onebp/report: a missing or malformed --runs (runs.csv) ends in a traceback, or is "
-                                   "drawn from anyway"),
-    ("report compare", "0"): (("directory",), "onebp/report: a directory as results.csv ends in IsADirectoryError"),
-    ("report compare", "1"): (("directory", "truncated"),
-                              "onebp/report: a directory ends in IsADirectoryError; a reference whose last row is cut "
-                              "short (fields lost) is read without complaint and the rerun 'matches' (exit 0)"),
-    ("report summary", "--tables"): (("missing", "directory", "binary"),
-                                     "onebp/report/cli.py summary: a missing, directory or non-UTF-8 --tables file ends "
-                                     "in a traceback"),
 }
 #: inputs whose right answer is another exit code than 2: (command, where, value) → (code, why)
 ACCEPTED: dict[tuple[str, str, str], tuple[int, str]] = {
