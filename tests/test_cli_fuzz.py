@@ -465,34 +465,7 @@ def check(world: World, command: str, case: Case, scratch: Path) -> None:
 #: (command, where) → (the failing values, the defect). Each listed case is skipped by the property
 #: and run by test_known_defects as xfail(strict=True): when its owner fixes it, it XPASSes (fails) and
 #: the entry must go. A file fault's value is the fault's name ("binary", "truncated", ...).
-_SPLIT_TEXT = "onebp/data/split_format.py: a split part that is not UTF-8 ends in UnicodeDecodeError"
-_DATASET_FILE = ("onebp/data/catalog.py load_dataset_file: a file that is not UTF-8 ends in UnicodeDecodeError; "
-                 "a JSON list is refused without naming the file")
-_SYNTH = "onebp/data (data synth): SyntheticConfig's numbers are not validated"
-_BACKOFF = "onebp/data/cli.py: --backoff NaN/inf accepted (a retry would wait forever)"
 KNOWN: dict[tuple[str, str], tuple[tuple[str, ...], str]] = {
-    ("train", "--data"): (("split: binary train",), _SPLIT_TEXT),
-    ("bench", "--data"): (("split: binary train",), _SPLIT_TEXT),
-    ("bench-suite", "--data"): (("split: binary train",), _SPLIT_TEXT),
-    ("estimate", "--data"): (("split: binary train",), _SPLIT_TEXT),
-    ("data download", "--dataset-file"): (("binary", "wrong type"), _DATASET_FILE),
-    ("data prepare", "--dataset-file"): (("binary", "wrong type"), _DATASET_FILE),
-    ("data download", "--backoff"): (("nan", "inf"), _BACKOFF),
-    ("data prepare", "--backoff"): (("nan", "inf"), _BACKOFF),
-    ("data prepare", "--kcore-user"): (("-1",), "onebp/data: 'k-core thresholds must be >= 0' names neither flag"),
-    ("data prepare", "--kcore-item"): (("-1",), "onebp/data: 'k-core thresholds must be >= 0' names neither flag"),
-    ("data prepare", "--min-rating"): (("nan",), "onebp/data: --min-rating NaN drops every row; the error blames "
-                                                 "the dataset, not the flag"),
-    ("data prepare", "--test-ratio"): (("0.0",), "onebp/data: --test-ratio 0 is refused as 'no test interactions "
-                                                 "left', without naming the flag"),
-    ("data synth", "--n-users"): (("0",), _SYNTH + " (0 users: ValueError traceback)"),
-    ("data synth", "--n-items"): (("0",), _SYNTH + " (0 items accepted)"),
-    ("data synth", "--mean-degree"): (("nan", "0.0", "inf"), _SYNTH + " (tracebacks)"),
-    ("data synth", "--min-degree"): (("0",), _SYNTH),
-    ("data synth", "--signal"): (("nan",), _SYNTH),
-    ("data synth", "--popularity-exponent"): (("nan",), _SYNTH),
-    ("data synth", "--test-ratio"): (("nan", "-1.0", "0.0", "2.0", "inf", "1.0"), _SYNTH),
-    ("data synth", "--valid-ratio"): (("nan", "-1.0", "2.0", "inf"), _SYNTH),
 }
 #: inputs whose right answer is another exit code than 2: (command, where, value) → (code, why)
 ACCEPTED: dict[tuple[str, str, str], tuple[int, str]] = {

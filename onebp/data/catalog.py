@@ -332,6 +332,8 @@ def custom_dataset(spec: dict[str, Any]) -> Dataset:
     safe_name(name, "dataset name")  # it names the raw folder RAW_DIR/<name>
     inputs = []
     for f in files:
+        if not isinstance(f, dict):
+            raise UserError(f"dataset {name!r}: every entry of 'files' must be an object, got {f!r}")
         fmt = f.get("format")
         if fmt not in CUSTOM_FORMATS:
             raise UserError(f"dataset {name!r}: unknown format {fmt!r}; known: {', '.join(CUSTOM_FORMATS)}")
@@ -374,12 +376,20 @@ def custom_dataset(spec: dict[str, Any]) -> Dataset:
 
 def load_dataset_file(path: str | os.PathLike) -> Dataset:
     try:
-        spec = json.loads(Path(path).read_text())
+        spec = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise UserError(f"{path}: cannot read dataset definition: {exc.strerror}") from None
     except json.JSONDecodeError as exc:
         raise UserError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
-    return custom_dataset(spec)
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not UTF-8 text (a dataset definition is a JSON object)") from None
+    if not isinstance(spec, dict):
+        raise UserError(f"{path}: a dataset definition is a JSON object, got a JSON {type(spec).__name__}")
+    try:
+        return custom_dataset(spec)
+    except UserError as exc:
+        # custom_dataset's messages name the dataset or the key; the file is what the user must edit.
+        raise UserError(f"{path}: {exc}") from None
 
 
 def with_base_url(ds: Dataset, base_url: str) -> Dataset:

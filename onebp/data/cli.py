@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 
 from onebp.data.split_format import save_split
 from onebp.data.splitting import SPLIT_KINDS
@@ -130,8 +131,11 @@ def _resolve_dataset(args: argparse.Namespace):
 def _fetch_options(args: argparse.Namespace):
     from onebp.data.download import FetchOptions
 
-    if args.retries < 0 or args.backoff < 0:
-        raise UserError("--retries and --backoff must be >= 0")
+    if args.retries < 0:
+        raise UserError(f"--retries must be >= 0, got {args.retries}")
+    # NaN slips past '< 0', and an infinite backoff would make the first retry wait forever.
+    if not math.isfinite(args.backoff) or args.backoff < 0:
+        raise UserError(f"--backoff must be a finite number of seconds >= 0, got {args.backoff}")
     return FetchOptions(
         offline=args.offline, allow_unverified=args.allow_unverified, retries=args.retries, backoff=args.backoff
     )
@@ -186,6 +190,7 @@ def _stats(args: argparse.Namespace) -> int:
 def _synth(args: argparse.Namespace) -> int:
     fields = SyntheticConfig().__dict__
     cfg = SyntheticConfig(**{k: getattr(args, k) for k in fields})
+    cfg.check()  # before anything is generated or written
     split = synthetic_split(cfg)
     save_split(split, args.out)
     print(json.dumps({"out": args.out, **{k: len(v) for k, v in split.parts.items()}}))

@@ -11,6 +11,7 @@ folder that is not a split rather than a stale-looking complete one.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -28,6 +29,9 @@ from onebp.data.preprocess import deduplicate, kcore, remap_ids, to_implicit, wr
 from onebp.data.split_format import Split, save_split
 from onebp.data.splitting import SPLIT_KINDS, derive_rng, make_split
 from onebp.errors import UserError
+
+#: split kinds whose test part is drawn by ``test_ratio`` (the others ignore it)
+RATIO_SPLITS = ("ratio", "temporal")
 
 
 @dataclass(frozen=True)
@@ -49,11 +53,18 @@ class PrepareParams(Defaults):
     def check(self) -> None:
         if self.split not in SPLIT_KINDS:
             raise UserError(f"unknown split kind {self.split!r}; known: {', '.join(SPLIT_KINDS)}")
-        if self.kcore_user < 0 or self.kcore_item < 0:
-            raise UserError("k-core thresholds must be >= 0")
+        for name in ("kcore_user", "kcore_item"):
+            if getattr(self, name) < 0:
+                raise UserError(f"--{name.replace('_', '-')} must be >= 0 (0 = off), got {getattr(self, name)}")
+        # NaN compares false with every rating, so it would silently drop the whole dataset.
+        if self.min_rating is not None and math.isnan(self.min_rating):
+            raise UserError("--min-rating must be a number, got nan")
         for name in ("test_ratio", "valid_ratio"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise UserError(f"--{name.replace('_', '-')} must be in [0, 1), got {getattr(self, name)}")
+        if self.split in RATIO_SPLITS and self.test_ratio == 0.0:
+            # A ratio split with ratio 0 holds nothing out; say so here rather than 'no test interactions'.
+            raise UserError(f"--test-ratio must be > 0 for split {self.split!r} (it sets the held-out share), got 0")
 
 
 #: ids are kept as they are on import, so every id up to the largest becomes a user or an item

@@ -110,16 +110,18 @@ def save_split(split: Split, out_dir: str | os.PathLike) -> Path:
 
 def _read_pairs(path: Path) -> np.ndarray:
     # numpy's C parser, as fast as pandas' here; pandas is not imported on the train path (~0.4 s)
-    with open(path) as f:
-        header = f.readline().rstrip("\r\n").split("\t")
-        if header != ["user", "item"]:
-            raise SplitError(f"{path}:1: expected header 'user<TAB>item', got {header}")
-        try:
+    try:
+        with open(path, encoding="utf-8") as f:
+            header = f.readline().rstrip("\r\n").split("\t")
+            if header != ["user", "item"]:
+                raise SplitError(f"{path}:1: expected header 'user<TAB>item', got {header}")
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # "input contained no data": an empty part
                 pairs = np.loadtxt(f, dtype=np.int64, delimiter="\t", comments=None, ndmin=2)
-        except ValueError as exc:
-            raise SplitError(_first_bad_line(path) or f"{path}: cannot parse: {exc}") from None
+    except SplitError:
+        raise
+    except ValueError as exc:  # UnicodeDecodeError is a ValueError too: _first_bad_line names its line
+        raise SplitError(_first_bad_line(path) or f"{path}: cannot parse: {exc}") from None
     if pairs.size == 0:
         return np.empty((0, 2), dtype=np.int64)
     if pairs.shape[1] != 2:
@@ -129,8 +131,13 @@ def _read_pairs(path: Path) -> np.ndarray:
 
 def _first_bad_line(path: Path) -> str | None:
     """Slow scan used only after the fast parser failed, to name the offending line."""
-    with open(path) as f:
-        for lineno, line in enumerate(f, start=1):
+    # Bytes, decoded line by line: a part that is not UTF-8 must end in its line, not a traceback.
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return f"{path}:{lineno}: not UTF-8 text (a split part is 'user<TAB>item' lines)"
             if lineno == 1:
                 continue
             fields = line.rstrip("\n").split("\t")
@@ -146,9 +153,13 @@ def load_split(split_dir: str | os.PathLike) -> Split:
     if not meta_path.is_file():
         raise SplitError(f"{root}: not a prepared split (no meta.json)")
     try:
-        meta = json.loads(meta_path.read_text())
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise SplitError(f"{meta_path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+    except UnicodeDecodeError:
+        raise SplitError(f"{meta_path}: not UTF-8 text") from None
+    if not isinstance(meta, dict):
+        raise SplitError(f"{meta_path}: expected a JSON object, got {type(meta).__name__}")
     for key in ("format", "n_users", "n_items", "parts"):
         if key not in meta:
             raise SplitError(f"{meta_path}: missing key {key!r}")

@@ -9,12 +9,14 @@ informative too (as in real data).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from onebp.data.split_format import Split
 from onebp.data.splitting import random_ratio_split
+from onebp.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,30 @@ class SyntheticConfig:
     test_ratio: float = 0.2
     valid_ratio: float = 0.1
     seed: int = 0
+
+    def check(self) -> None:
+        """Refuse numbers that would crash the generator or produce a split no run can use; the
+        message names the ``onebp data synth`` flag (``--n-users`` for ``n_users``)."""
+
+        def flag(name: str) -> str:
+            return "--" + name.replace("_", "-")
+
+        for name in ("n_users", "n_items", "rank", "min_degree"):
+            if getattr(self, name) < 1:
+                raise UserError(f"{flag(name)} must be >= 1, got {getattr(self, name)}")
+        if self.seed < 0:
+            raise UserError(f"--seed must be >= 0, got {self.seed}")
+        # Degrees are geometric with p = 1 / mean_degree, which needs 0 < p <= 1.
+        if not (math.isfinite(self.mean_degree) and self.mean_degree >= 1):
+            raise UserError(f"--mean-degree must be a finite number >= 1, got {self.mean_degree}")
+        for name in ("signal", "popularity_exponent"):
+            if not math.isfinite(getattr(self, name)):
+                raise UserError(f"{flag(name)} must be a finite number, got {getattr(self, name)}")
+        # test 0 would leave an empty test part (a run with NaN metrics); valid 0 means no validation part.
+        if not 0.0 < self.test_ratio < 1.0:
+            raise UserError(f"--test-ratio must be in (0, 1), got {self.test_ratio}")
+        if not 0.0 <= self.valid_ratio < 1.0:
+            raise UserError(f"--valid-ratio must be in [0, 1), got {self.valid_ratio}")
 
 
 def synthetic_interactions(cfg: SyntheticConfig) -> np.ndarray:
