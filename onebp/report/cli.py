@@ -238,16 +238,19 @@ def _tables(args: argparse.Namespace) -> int:
         paper = main_table(df, "paper", "best_on_test", **kw) if args.paper else None
     except ValueError as exc:
         raise UserError(f"{args.results}: {exc} (see --protocol, --metrics, --ks)") from None
-    written = write_table(main, out / "main", "tab:main")
-    written += write_plain(comparison_table(main, args.reference, args.alpha), out / "comparisons", "tab:comparisons")
-    if paper is not None:
-        written += write_table(paper, out / "paper", "tab:paper")
     if bench is not None:
         from onebp.report.efficiency import bench_table
 
         eff = bench_table(bench, df, methods=args.methods, datasets=args.datasets)
     else:
-        eff = efficiency_table(df, args.protocol, methods=args.methods, datasets=args.datasets)
+        try:  # efficiency_table's ValueError: no timing rows of --protocol (checked before any write)
+            eff = efficiency_table(df, args.protocol, methods=args.methods, datasets=args.datasets)
+        except ValueError as exc:
+            raise UserError(f"{args.results}: {exc} (see --protocol)") from None
+    written = write_table(main, out / "main", "tab:main")
+    written += write_plain(comparison_table(main, args.reference, args.alpha), out / "comparisons", "tab:comparisons")
+    if paper is not None:
+        written += write_table(paper, out / "paper", "tab:paper")
     written += write_plain(eff, out / "efficiency", "tab:efficiency")
     if args.protocol_gap:
         from onebp.report.protocol_gap import protocol_gap_table

@@ -200,3 +200,23 @@ def test_summary_refuses_a_bad_tables_file_naming_it(tmp_path, capsys, fault):
     err = one_error_line(capsys)
     assert str(p) in err and "--tables" in err
     assert not out.exists()
+
+
+def test_tables_without_timing_rows_are_refused_before_writing(results, tmp_path, capsys, monkeypatch):
+    # Before: main.* and comparisons.* were written, then the efficiency table ended in ValueError.
+    # The main table needs the runs' per-user arrays, which the shipped smoke runs lack: stand it in.
+    import pandas as pd
+
+    import onebp.report.tables as T
+
+    stand_in = T.Table(pd.DataFrame({"x": ["1"]}), pd.DataFrame({"x": [1.0]}), "stand-in")
+    monkeypatch.setattr(T, "main_table", lambda *a, **k: stand_in)
+    monkeypatch.setattr(T, "comparison_table", lambda *a, **k: stand_in)
+    lines = results.read_text().splitlines(keepends=True)
+    no_timing = tmp_path / "no_timing.csv"
+    no_timing.write_text(lines[0] + "".join(r for r in lines[1:] if ",timing," not in r and ",memory," not in r
+                                            and ",train," not in r))
+    assert tables(no_timing, tmp_path / "out") == 2
+    err = one_error_line(capsys)
+    assert str(no_timing) in err and "timing" in err
+    assert not (tmp_path / "out").exists()
