@@ -10,7 +10,6 @@ A second file, ``runs.csv``, has one row per run with its resolved config (JSON)
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from onebp.errors import UserError
-from onebp.report.layout import setting_of
+from onebp.report.layout import check_rows_complete, setting_of
 
 COLUMNS = ["dataset", "method", "setting", "seed", "protocol", "split", "metric", "k", "value", "run_dir"]
 METRIC_SPLITS = ("valid", "test", "best_on_test")
@@ -149,7 +148,7 @@ def load_results(path: str | Path, *, partial_ok: bool = False) -> pd.DataFrame:
     if not partial_ok:
         if df.empty:
             raise UserError(f"{path}: a header and no rows: no results (write one with `onebp report collect`)")
-        _check_rows_complete(path)
+        check_rows_complete(path)
     for col in ("k", "value"):
         num = pd.to_numeric(df[col], errors="coerce")
         bad = num.isna() & df[col].notna()
@@ -161,15 +160,3 @@ def load_results(path: str | Path, *, partial_ok: bool = False) -> pd.DataFrame:
         df[col] = num
     df["k"] = df["k"].astype("Int64")
     return df
-
-
-def _check_rows_complete(path: str | Path) -> None:
-    """UserError naming the line of the first row with fewer fields than the header: pandas fills
-    the lost fields with NaN, so a file cut mid-row would otherwise read as a run whose value is NaN."""
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.reader(fh)
-        width = len(next(reader, []))
-        for row in reader:
-            if row and len(row) < width:
-                raise UserError(f"{path}:{reader.line_num}: row cut short ({len(row)} of {width} fields; "
-                                "was the file truncated?)")

@@ -78,13 +78,7 @@ def load_runs(path: str | Path) -> Any:
         raise UserError(f"{p}: a directory, not runs.csv (give the file `onebp report collect --runs-out` wrote)")
     try:
         runs = pd.read_csv(p, dtype={"setting": str})
-        with open(p, newline="", encoding="utf-8") as fh:  # pandas fills a cut row's lost fields with NaN
-            reader = csv.reader(fh)
-            width = len(next(reader, []))
-            for row in reader:
-                if row and len(row) < width:
-                    raise UserError(f"{p}:{reader.line_num}: row cut short ({len(row)} of {width} fields; "
-                                    "was the file truncated?)")
+        check_rows_complete(p)
     except FileNotFoundError:
         raise UserError(f"{p}: no such runs.csv (write it with `onebp report collect --runs-out`)") from None
     except pd.errors.EmptyDataError:
@@ -97,3 +91,17 @@ def load_runs(path: str | Path) -> Any:
     if runs.empty:
         raise UserError(f"{p}: a header and no runs (write it with `onebp report collect --runs-out`)")
     return runs
+
+
+def check_rows_complete(path: str | Path) -> None:
+    """UserError naming the line of the first row with fewer fields than the header: pandas fills
+    the lost fields with NaN, so a file cut mid-row would otherwise read as a run whose value is NaN."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        width = len(next(reader, []))
+        for row in reader:
+            if row and len(row) < width:
+                raise UserError(f"{path}:{reader.line_num}: row cut short ({len(row)} of {width} fields; "
+                                "was the file truncated?)")
