@@ -146,6 +146,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                          "with several --results each folder's bench/*.json")
     p.add_argument("--out", help="REPORT.md to write")
     p.add_argument("--matrix", help="also (or only) the robustness matrix as its own page, e.g. ROBUSTNESS.md")
+    p.add_argument("--headline-into", metavar="README",
+                   help="with --matrix: also copy its 'At a glance' block between README's headline-matrix markers")
     p.add_argument("--html", help="also the claims table as HTML (for the Snakemake report)")
     p.add_argument("--csv", help="also the claims table as numbers (CSV)")
     p.add_argument("--metrics", type=_csv_list, default=["recall@20", "ndcg@20"], help="e.g. recall@20,ndcg@20")
@@ -333,10 +335,26 @@ def _claims(args: argparse.Namespace) -> int:
     from onebp.report import claims as C
     from onebp.report.efficiency import load_bench
     from onebp.report.reproduction import build_multi_report, write_report
-    from onebp.report.robustness import load_source, matrix_markdown, source_claims
+    from onebp.report.robustness import (
+        HEADLINE_END,
+        HEADLINE_START,
+        headline_into,
+        load_source,
+        matrix_markdown,
+        source_claims,
+    )
 
     if not args.out and not args.matrix:
         raise UserError("report claims: give --out REPORT.md and/or --matrix ROBUSTNESS.md")
+    readme = None
+    if args.headline_into:  # read and checked before anything is written
+        if not args.matrix:
+            raise UserError("report claims: --headline-into needs --matrix (the block comes from the matrix page)")
+        try:
+            readme = Path(args.headline_into).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UserError(f"--headline-into {args.headline_into}: cannot read ({exc.__class__.__name__})") from None
+        headline_into(readme, f"{HEADLINE_START}\n{HEADLINE_END}", args.headline_into)
     _check_alpha(args.alpha)
     _check_metric_at_k("--metrics", args.metrics)
     if args.label and len(args.label) != len(args.results):
@@ -384,6 +402,9 @@ def _claims(args: argparse.Namespace) -> int:
         page.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(page, text)
         written.append(page)
+        if readme is not None:
+            atomic_write(args.headline_into, headline_into(readme, text, args.headline_into))
+            written.append(Path(args.headline_into))
     print("\n".join(map(str, written)), file=sys.stderr)
     return 0
 

@@ -277,6 +277,18 @@ def headline_table(matrix: pd.DataFrame, columns: list[str]) -> str:
     return tabulate(pd.DataFrame(rows), headers="keys", tablefmt="github", showindex=False, disable_numparse=True)
 
 
+def headline_into(text: str, matrix_md: str, where: str) -> str:
+    """``text`` (a README) with the block between its headline markers replaced by the matrix's "At a
+    glance" block; UserError naming ``where`` when the markers are missing."""
+    start = text.find("<!-- headline-matrix")
+    end = text.find(HEADLINE_END, start)
+    if start < 0 or end < 0:
+        raise UserError(f"{where}: no '<!-- headline-matrix' … '{HEADLINE_END}' markers to fill")
+    block = matrix_md[matrix_md.index(HEADLINE_START) + len(HEADLINE_START):matrix_md.index(HEADLINE_END)]
+    line_end = text.index("\n", start)
+    return text[:line_end + 1] + block.strip("\n") + "\n" + text[end:]
+
+
 MATRIX_RULE = (
     "Each cell: the verdict under the report's rules (quality: bootstrap CI over users and Holm-corrected "
     "Wilcoxon p; computation: the benchmark's range rule; **budget-bound** when either side is cap-bound "

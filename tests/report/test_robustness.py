@@ -220,3 +220,22 @@ def test_headline_is_one_row_per_claim_with_short_effects(tmp_path: Path) -> Non
     assert main(["report", "claims", "--results", str(a.parent), "--results", str(b), "--matrix", str(page)]) == 0
     text = page.read_text()
     assert text.index(HEADLINE_START) < text.index(HEADLINE_END) < text.index("## Robustness")
+
+
+def test_headline_into_fills_the_readme_block_and_refuses_a_readme_without_markers(tmp_path: Path, capsys) -> None:
+    a = _study(tmp_path / "ml-small", "small", 0.05, capped=False)
+    b = _study(tmp_path / "ml-big", "big", 0.05, capped=True)
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n\n<!-- headline-matrix: generated -->\nPLACEHOLDER-LINE\n<!-- /headline-matrix -->\n\nrest\n")
+    page = tmp_path / "ROBUSTNESS.md"
+    args = ["report", "claims", "--results", str(a.parent), "--results", str(b), "--matrix", str(page)]
+    assert main([*args, "--headline-into", str(readme)]) == 0
+    text = readme.read_text()
+    assert "PLACEHOLDER-LINE" not in text and text.endswith("<!-- /headline-matrix -->\n\nrest\n")
+    assert "| 1a: " in text and text.count("<!-- headline-matrix") == 1
+    # no markers: one line naming the file, and neither page is written
+    bare = tmp_path / "BARE.md"
+    bare.write_text("# no markers\n")
+    page.unlink()
+    assert main([*args, "--headline-into", str(bare)]) == 2
+    assert "BARE.md" in capsys.readouterr().err and not page.exists() and bare.read_text() == "# no markers\n"
