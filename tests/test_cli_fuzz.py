@@ -133,6 +133,8 @@ def _baselines(w: World, out: Path) -> dict[str, Baseline]:
         "report summary": Baseline([], {"--tables": ["results/tables/main.md"], "--out": str(out / "summary.md")}),
         "gpu-run": Baseline(["--", "true"], {"--slots-dir": str(out / "slots")}),
         "status": Baseline([str(r / "runs-for-status")], {}),
+        "study save": Baseline([str(out / "archive")], {"--workdir": str(r)}),
+        "study restore": Baseline([str(r / "archive")], {"--workdir": str(out), "--splits": str(r / "splits")}),
         "estimate": Baseline([], {"--workflow-dir": str(REPO), "--configfile": [str(REPO / "config" / "smoke.yaml")],
                                   "--data": [f"tiny={s}"], "--device": "cpu", "--epochs": "1", "--warmup": "0",
                                   "--json": True, "--cache": str(out / "timings.json")}),
@@ -205,6 +207,8 @@ INPUTS: dict[tuple[str, str], str] = {
     ("status", "0"): "dir", ("gpu-run", "--slots-dir"): "slots", ("methods", "--baselines"): "dir",
     ("estimate", "--configfile"): "yaml", ("estimate", "--config-json"): "json", ("estimate", "--cache"): "cache",
     ("estimate", "--data"): "split", ("data download", "--raw-dir"): "dir", ("data prepare", "--raw-dir"): "raw",
+    ("study save", "--workdir"): "dir", ("study restore", "0"): "dir", ("study restore", "--workdir"): "dir",
+    ("study restore", "--splits"): "dir",
 }
 #: the valid file each input kind is truncated or re-headed from (relative to the world)
 SOURCES = {"csv": "results/results.csv", "json": "tuning/best.json", "cache": "tuning/best.json", "yaml": "smoke.yaml",
@@ -505,7 +509,8 @@ def world(tmp_path_factory) -> World:
                "--out", f"results/runs/tiny/{m}/main/clean/seed{seed}"] for m in ("onebp", "twobp") for seed in (0, 1)]
     steps += [["report", "collect", "--root", "results/runs", "--out", "results/results.csv",
                "--runs-out", "results/runs.csv"],
-              ["report", "tables", "--results", "results/results.csv", "--out-dir", "results/tables"]]
+              ["report", "tables", "--results", "results/results.csv", "--out-dir", "results/tables"],
+              ["study", "save", "archive"]]  # the finished study above, as `study restore` reads it
     cwd = Path.cwd()
     os.chdir(r)
     try:

@@ -4,7 +4,8 @@
 * ``status``: ``onebp status`` — where every run stands; ``estimate``: ``onebp estimate`` — the
   device-hours of a configured study before it runs;
 * ``bench_suite``: ``onebp bench-suite`` — ``onebp bench`` interleaved and repeated;
-* ``device_agreement``: the CPU-vs-CUDA agreement check (benchmarks/gpu_check.sh).
+* ``device_agreement``: the CPU-vs-CUDA agreement check (benchmarks/gpu_check.sh);
+* ``study_archive``: ``onebp study save|restore`` — a study's finished run records kept between machines.
 
 May import every package but report. Importing the package loads no module: the names below are
 re-exported on first use (gpu-run must start without torch)."""
@@ -20,6 +21,7 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["run_status", "find_run_dirs"], "onebp.operations.status"),
     **dict.fromkeys(["study_costs"], "onebp.operations.estimate"),
     **dict.fromkeys(["compare"], "onebp.operations.device_agreement"),
+    **dict.fromkeys(["save", "restore"], "onebp.operations.study_archive"),
 }
 __all__ = sorted(_EXPORTS)
 

@@ -160,3 +160,24 @@ def test_changed_setting_reruns_only_that_method(smoke: tuple[Path, Path, float]
         "collect", "tables", "figures", "report", "tuning_table", "bench", "claims", "all"}
     trained = set(re.findall(r"output: results/runs/tiny/([\w-]+)/", out))
     assert trained == {"twobp"}
+
+
+def test_saved_study_resumes_on_a_new_machine(smoke: tuple[Path, Path, float], tmp_path: Path) -> None:
+    """`onebp study save` → a fresh working directory (splits prepared again, no .snakemake metadata) →
+    `onebp study restore` → Snakemake plans no training, tuning or benchmark job, only the aggregates."""
+    from onebp.cli import main as cli
+
+    work, configfile, _ = smoke
+    archive = tmp_path / "archive"
+    assert cli(["study", "save", str(archive), "--workdir", str(work)]) == 0
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    r = snakemake(fresh, "--cores", "2", "--configfile", str(configfile), "--until", "prepare")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert cli(["study", "restore", str(archive), "--workdir", str(fresh)]) == 0
+    r = snakemake(fresh, "-n", "--cores", "2", "--configfile", str(configfile))
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-2000:]
+    counts = job_counts(out)
+    assert not {"train", "tune_trial", "tune", "bench", "prepare"} & set(counts), counts
+    assert {"collect", "report", "all"} <= set(counts)
