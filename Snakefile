@@ -48,6 +48,13 @@ try:
     PLAN = onebp_plan.build(config)
 except onebp_plan.ConfigError as exc:
     raise ValueError(f"config error: {exc}") from None
+# A finished run whose recorded settings the plan no longer resolves (a method default changed under
+# the same run path) would be kept by Snakemake and pass for the new setting: refuse before any job.
+STALE = onebp_plan.stale_runs(PLAN)
+if STALE:
+    raise ValueError(f"{len(STALE)} run director{'y' if len(STALE) == 1 else 'ies'} on disk ran with other settings "
+                     f"than this config now gives them; move {'it' if len(STALE) == 1 else 'them'} away (or delete) "
+                     "to rerun: " + "; ".join(STALE[:3]) + (f"; … {len(STALE) - 3} more" if len(STALE) > 3 else ""))
 
 
 # Read by `onebp gpu-run` from the environment, so changing it never triggers a rerun.

@@ -273,15 +273,20 @@ def _check_overrides(where: str, method: str, dataset: str, overrides: dict[str,
     """Resolve like ``onebp train`` would, so unknown keys and bad values fail now, not in a job.
 
     Returns the resolved settings (flat: shared settings and the method's own parameters)."""
+    for key in RULE_KEYS:
+        if key in overrides:
+            raise ConfigError(f"{where}: {key!r} is set by the workflow (seeds/protocols/datasets/resources)")
+    return _resolve(where, method, dataset, overrides)
+
+
+def _resolve(where: str, method: str, dataset: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """``onebp train``'s resolution of ``overrides`` (the overrides themselves where onebp is not importable)."""
     try:
         from onebp.config import resolve_config
         from onebp.errors import UserError
         from onebp.methods.registry import get_method
     except ImportError:
         return dict(overrides)
-    for key in RULE_KEYS:
-        if key in overrides:
-            raise ConfigError(f"{where}: {key!r} is set by the workflow (seeds/protocols/datasets/resources)")
     try:
         m = get_method(method)
         cfg = resolve_config(m.name, m.params, m.defaults, dataset, {k: _cli_value(v) for k, v in overrides.items()},
@@ -306,6 +311,66 @@ def _tune(plan: StudyPlan, dataset: str, method: str, base: dict[str, Any]) -> t
     if tuning is None:
         return base, {}
     return {k: v for k, v in base.items() if k not in tuning.keys}, {"_tuning": tuning.signature}
+
+
+#: settings a run's config.json may hold that need not match the plan: set per job by the rule, or
+#: not results (onebp.training.checkpoint.NON_RESULT_KEYS)
+_NOT_COMPARED = frozenset({*RULE_KEYS, "device", "threads", "eval_memory_mb", "checkpoint_every", "checkpoint_minutes",
+                           "profile_phases"})
+
+
+def _recorded(config_json: str) -> dict[str, Any] | None:
+    """A run directory's recorded settings, flat like ``_check_overrides``'s; None when absent or unreadable
+    (an unfinished or damaged run is ``onebp train``'s to judge when it resumes)."""
+    try:
+        with open(config_json, encoding="utf-8") as f:
+            cfg = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(cfg, dict):
+        return None
+    params = cfg.get("params") if isinstance(cfg.get("params"), dict) else {}
+    return {**params, **{k: v for k, v in cfg.items() if k != "params"}}
+
+
+def _differences(expected: dict[str, Any], recorded: dict[str, Any], skip: set[str] | frozenset[str]) -> list[str]:
+    expected = json.loads(json.dumps(expected))  # tuples → lists, as config.json holds them
+    return [f"{k}={recorded.get(k)!r} (the plan now resolves {v!r})" for k, v in sorted(expected.items())
+            if k not in skip and k not in _NOT_COMPARED and recorded.get(k) != v]
+
+
+def stale_runs(plan: StudyPlan, root: str = ".") -> list[str]:
+    """Run and trial directories already under ``root`` whose ``config.json`` records settings other than
+    those the plan resolves for them now.
+
+    A run's directory is named by the hash of the workflow's overrides (and the data), not of the
+    method's own defaults: when a default changes (``baselines/ease.py``'s λ for a dataset, say) the
+    planned path stays the same, Snakemake sees its outputs and keeps them, and the old run would pass
+    for the new setting. Tuned keys are left out (they come from ``best.json``). One line per stale
+    directory: its path and the first differing key."""
+    out: list[str] = []
+    for run in plan.runs:
+        path = os.path.join(root, run.run_dir, "config.json")
+        recorded = _recorded(path) if os.path.exists(path) else None
+        if recorded is None:
+            continue
+        tuned = set(plan.tuning.keys_of(run.dataset, run.method)) if plan.tuning else set()
+        diff = _differences(plan.resolved(run.dataset, run.method, run.setting), recorded, tuned)
+        if diff:
+            out.append(f"{run.run_dir}: ran with {diff[0]}")
+    for (dataset, method), tuning in (plan.tuning.methods.items() if plan.tuning else ()):
+        for trial, overrides in tuning.trials:
+            run_dir = f"{plan.tuning.directory(dataset, method)}/trials/{trial}"
+            path = os.path.join(root, run_dir, "config.json")
+            recorded = _recorded(path) if os.path.exists(path) else None
+            if recorded is None:
+                continue
+            expected = _resolve(run_dir, method, dataset, {k: v for k, v in overrides.items()
+                                                           if k not in tuning_plan.TRIAL_RULE_KEYS})
+            diff = _differences(expected, recorded, set())
+            if diff:
+                out.append(f"{run_dir}: ran with {diff[0]}")
+    return out
 
 
 def _check_gpu_slots(config: dict[str, Any]) -> None:

@@ -109,3 +109,65 @@ def test_dataset_subset_runs_untuned() -> None:
 def test_plan_errors_name_the_key(changes: dict, named: str) -> None:
     with pytest.raises(onebp_plan.ConfigError, match=named):
         onebp_plan.build(config(**changes))
+
+
+def _train_as_planned(plan, root, data) -> None:
+    """Every planned run and trial, trained by `onebp train` with the arguments the rules give it."""
+    import shlex
+
+    from onebp.cli import main as cli
+
+    jobs = []
+    for (ds, method), tuning in (plan.tuning.methods.items() if plan.tuning else ()):
+        for trial_id, _ in tuning.trials:
+            jobs.append((f"{plan.tuning.directory(ds, method)}/trials/{trial_id}",
+                         shlex.split(plan.tuning.trial_set_args(ds, method, trial_id)), method))
+    for run in plan.runs:
+        sets = shlex.split(plan.set_args(run.dataset, run.method, run.setting))
+        jobs.append((run.run_dir, [*sets, "--set", f"seed={run.seed}", "--set", f"protocol={run.protocol}"],
+                     run.method))
+    for out, sets, method in jobs:  # the main runs without --params-file: tuned keys are not compared
+        assert cli(["train", "--data", str(data), "--method", method, *sets, "--set", "dataset=ml-100k",
+                    "--set", "threads=1", "--out", str(root / out)]) == 0
+
+
+def _record(path, **changes) -> None:
+    recorded = json.loads(path.read_text())
+    params = {**recorded["params"], **{k: v for k, v in changes.items() if k in recorded["params"]}}
+    path.write_text(json.dumps({**recorded, **{k: v for k, v in changes.items() if k not in params}, "params": params}))
+
+
+def test_stale_runs_names_a_run_whose_recorded_settings_the_plan_no_longer_gives(tiny_split_dir, tmp_path) -> None:
+    """Runs and trials written by `onebp train` from the plan's own arguments are not stale; one whose
+    config.json records another value of a setting (a method default changed under the same path:
+    EASE's λ on ML-1M) is named with the key and both values; a tuned key is not compared (it comes
+    from best.json)."""
+    tiny = {"epochs": 2, "eval_every": 1, "dim": 4, "batch_size": 64}
+    untuned = onebp_plan.build(config(datasets=["ml-100k"], methods=["ease"], seeds=[0], protocols=["clean"],
+                                      params=tiny, sweeps=[], tuning={"n_trials": 0}))
+    _train_as_planned(untuned, tmp_path, tiny_split_dir)
+    assert onebp_plan.stale_runs(untuned, str(tmp_path)) == []
+    ease = untuned.runs[0].run_dir
+    _record(tmp_path / ease / "config.json", lam=123.0)
+    assert onebp_plan.stale_runs(untuned, str(tmp_path)) == [
+        f"{ease}: ran with lam=123.0 (the plan now resolves 300.0)"]
+
+    tuned = onebp_plan.build(config(
+        datasets=["ml-100k"], methods=["onebp"], seeds=[0], protocols=["clean"], params=tiny, sweeps=[],
+        tuning={"n_trials": 2, "max_epochs": 2, "eval_every": 1, "patience_epochs": 2, "min_epochs": 0,
+                "sampler": "qmc", "seed": 0, "run_seed": 0}))
+    root = tmp_path / "tuned"
+    _train_as_planned(tuned, root, tiny_split_dir)
+    assert onebp_plan.stale_runs(tuned, str(root)) == []
+    keys = tuned.tuning.methods[("ml-100k", "onebp")].keys
+    assert "dim" not in keys and "temperature" in keys
+    run = tuned.runs[0].run_dir
+    _record(root / run / "config.json", temperature=0.5)  # a tuned value: best.json's business
+    assert onebp_plan.stale_runs(tuned, str(root)) == []
+    _record(root / run / "config.json", dim=5)
+    trial_id, overrides = tuned.tuning.methods[("ml-100k", "onebp")].trials[1]
+    trial = f"{tuned.tuning.directory('ml-100k', 'onebp')}/trials/{trial_id}"
+    _record(root / trial / "config.json", temperature=7.0)
+    assert onebp_plan.stale_runs(tuned, str(root)) == [
+        f"{run}: ran with dim=5 (the plan now resolves 4)",
+        f"{trial}: ran with temperature=7.0 (the plan now resolves {float(overrides['temperature'])!r})"]

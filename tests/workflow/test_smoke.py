@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import json
 import re
 import threading
 import time
@@ -181,3 +182,12 @@ def test_saved_study_resumes_on_a_new_machine(smoke: tuple[Path, Path, float], t
     counts = job_counts(out)
     assert not {"train", "tune_trial", "tune", "bench", "prepare"} & set(counts), counts
     assert {"collect", "report", "all"} <= set(counts)
+    # A restored run whose settings the config no longer gives (a method default changed under the
+    # same run path) stops the DAG before any job, naming it.
+    config_json = next((fresh / "results" / "runs").rglob("config.json"))
+    recorded = json.loads(config_json.read_text())
+    config_json.write_text(json.dumps({**recorded, "batch_size": recorded["batch_size"] + 1}))
+    r = snakemake(fresh, "-n", "--cores", "2", "--configfile", str(configfile))
+    assert r.returncode != 0
+    run_dir = config_json.parent.relative_to(fresh).as_posix()
+    assert f"{run_dir}: ran with batch_size={recorded['batch_size'] + 1}" in r.stdout + r.stderr
