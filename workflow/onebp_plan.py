@@ -313,12 +313,6 @@ def _tune(plan: StudyPlan, dataset: str, method: str, base: dict[str, Any]) -> t
     return {k: v for k, v in base.items() if k not in tuning.keys}, {"_tuning": tuning.signature}
 
 
-#: settings a run's config.json may hold that need not match the plan: set per job by the rule, or
-#: not results (onebp.training.checkpoint.NON_RESULT_KEYS)
-_NOT_COMPARED = frozenset({*RULE_KEYS, "device", "threads", "eval_memory_mb", "checkpoint_every", "checkpoint_minutes",
-                           "profile_phases"})
-
-
 def _recorded(config_json: str) -> dict[str, Any] | None:
     """A run directory's recorded settings, flat like ``_check_overrides``'s; None when absent or unreadable
     (an unfinished or damaged run is ``onebp train``'s to judge when it resumes)."""
@@ -333,10 +327,14 @@ def _recorded(config_json: str) -> dict[str, Any] | None:
     return {**params, **{k: v for k, v in cfg.items() if k != "params"}}
 
 
-def _differences(expected: dict[str, Any], recorded: dict[str, Any], skip: set[str] | frozenset[str]) -> list[str]:
+def _differences(expected: dict[str, Any], recorded: dict[str, Any], skip: set[str]) -> list[str]:
+    # Not compared: what the rule sets per job, and what is not a result (the resume check's list).
+    from onebp.training.checkpoint import NON_RESULT_KEYS
+
+    skip = skip | set(RULE_KEYS) | set(NON_RESULT_KEYS)
     expected = json.loads(json.dumps(expected))  # tuples → lists, as config.json holds them
     return [f"{k}={recorded.get(k)!r} (the plan now resolves {v!r})" for k, v in sorted(expected.items())
-            if k not in skip and k not in _NOT_COMPARED and recorded.get(k) != v]
+            if k not in skip and recorded.get(k) != v]
 
 
 def stale_runs(plan: StudyPlan, root: str = ".") -> list[str]:
