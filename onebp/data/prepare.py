@@ -146,6 +146,11 @@ def prepare(
     n_raw = len(frame)
     frame = to_implicit(frame, params.min_rating)
     n_implicit = len(frame)
+    if n_implicit == 0 and n_raw and params.min_rating is not None:
+        # Name the flag and the ratings seen: 'nothing left after preprocessing' hides which step emptied it.
+        ratings = pd.concat(frames, ignore_index=True)["rating"]
+        raise UserError(f"--min-rating {params.min_rating:g} keeps none of dataset {ds.name!r}'s {n_raw} ratings "
+                        f"(they range from {ratings.min():g} to {ratings.max():g})")
     if params.split == "given":
         # De-duplicate per part; a pair in both parts stays in train (make_split drops it from test).
         frame = pd.concat([deduplicate(g) for _, g in frame.groupby("_part", sort=True)], ignore_index=True)
@@ -158,7 +163,9 @@ def prepare(
         key = frame["user"].to_numpy() * (1 << 32) + frame["item"].to_numpy()
         frame = frame[np.isin(key, core["user"].to_numpy() * (1 << 32) + core["item"].to_numpy())]
     if len(frame) == 0:
-        raise UserError(f"dataset {ds.name!r}: no interactions left after preprocessing")
+        raise UserError(f"dataset {ds.name!r}: no interactions left after preprocessing ({n_dedup} distinct pairs "
+                        f"before the k-core, user >= {params.kcore_user}, item >= {params.kcore_item} removed them all)"
+                        if n_dedup else f"dataset {ds.name!r}: no interactions left after preprocessing")
     frame, user_ids, item_ids = remap_ids(frame)
     n_users, n_items = len(user_ids), len(item_ids)
 

@@ -54,11 +54,19 @@ def run_eval_every(run_dir: str | Path) -> int:
     """A finished run's ``eval_every``, from its resolved settings (``config.json``)."""
     cfg = Path(run_dir) / "config.json"
     try:
-        return int(json.loads(cfg.read_text()).get("eval_every", 1))
+        settings = json.loads(cfg.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UserError(f"{cfg}: missing — the run's resolved settings (is its directory complete?)") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{cfg}: not UTF-8 text (byte {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise UserError(f"{cfg}: not valid JSON ({exc})") from None
+    value = settings.get("eval_every", 1) if isinstance(settings, dict) else None
+    # bool is an int subclass: 'true' is a damaged file, not eval_every 1
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise UserError(f"{cfg}: expected an object whose eval_every is a positive integer, got "
+                        f"{value!r}" if isinstance(settings, dict) else f"{cfg}: expected a JSON object")
+    return value
 
 
 #: the columns of runs.csv (``onebp report collect --runs-out``) the sweeps read

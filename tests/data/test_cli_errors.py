@@ -139,3 +139,24 @@ def test_synth_refuses_bad_numbers_naming_the_flag(tmp_path: Path, capsys, flag:
 def test_synth_defaults_and_edges_pass_the_check() -> None:
     SyntheticConfig().check()
     SyntheticConfig(n_users=1, n_items=1, rank=1, mean_degree=1.0, min_degree=1, valid_ratio=0.0).check()
+
+
+def _placed_u_data(tmp_path: Path) -> list[str]:
+    """``_custom``'s dataset with its u.data already placed (ratings 1..5), so prepare gets to preprocessing."""
+    (tmp_path / "raw" / "tiny").mkdir(parents=True)
+    rows = [f"{u}\t{i}\t{1 + (u + i) % 5}\t{u * 100 + i}" for u in range(1, 9) for i in range(1, 7)]
+    (tmp_path / "raw" / "tiny" / "u.data").write_text("\n".join(rows) + "\n")
+    return _custom(tmp_path, "prepare")
+
+
+def test_min_rating_above_every_rating_names_the_flag_and_the_range(tmp_path: Path, capsys) -> None:
+    """Before: 'no interactions left after preprocessing', not saying that --min-rating emptied it."""
+    line = refused(capsys, *_placed_u_data(tmp_path), "--min-rating", "inf")
+    assert "--min-rating inf keeps none of" in line and "48 ratings" in line and "from 1 to 5" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_kcore_that_removes_everything_names_its_thresholds(tmp_path: Path, capsys) -> None:
+    line = refused(capsys, *_placed_u_data(tmp_path), "--kcore-user", "50")
+    assert "48 distinct pairs before the k-core, user >= 50, item >= 0" in line
+    assert not (tmp_path / "out").exists()

@@ -15,7 +15,7 @@ from onebp.cli import main
 from onebp.errors import UserError
 from onebp.report.collect import load_results
 from onebp.report.efficiency import load_bench
-from onebp.report.layout import load_runs
+from onebp.report.layout import load_runs, run_eval_every
 
 SMOKE = Path(__file__).resolve().parents[2] / "results" / "reference" / "smoke"
 BINARY = b"\xff\xfe\x00\x81 not text"
@@ -220,3 +220,25 @@ def test_tables_without_timing_rows_are_refused_before_writing(results, tmp_path
     err = one_error_line(capsys)
     assert str(no_timing) in err and "timing" in err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("body", "expected"), [
+    (b"\xff\xfe{}", "not UTF-8 text (byte 0)"),
+    (b"[5]", "expected a JSON object"),
+    (b'{"eval_every": true}', "got True"),
+    (b'{"eval_every": 0}', "got 0"),
+    (b'{"eval_every": "5"}', "got '5'"),
+])
+def test_run_eval_every_names_a_damaged_config_json(tmp_path: Path, body: bytes, expected: str) -> None:
+    """Before: a non-UTF-8 config.json raised UnicodeDecodeError and a list raised AttributeError."""
+    (tmp_path / "config.json").write_bytes(body)
+    with pytest.raises(UserError, match="config.json") as err:
+        run_eval_every(tmp_path)
+    assert expected in str(err.value)
+
+
+def test_run_eval_every_reads_the_value_and_defaults_to_one(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text('{"eval_every": 5}')
+    assert run_eval_every(tmp_path) == 5
+    (tmp_path / "config.json").write_text('{"lr": 0.001}')
+    assert run_eval_every(tmp_path) == 1
