@@ -163,6 +163,24 @@ def test_changed_setting_reruns_only_that_method(smoke: tuple[Path, Path, float]
     assert trained == {"twobp"}
 
 
+def test_a_method_added_to_a_finished_study_is_planned_by_the_documented_resume(
+        smoke: tuple[Path, Path, float], tmp_path: Path) -> None:
+    """Why the docs resume with `--rerun-triggers mtime input`, not `mtime` alone: with only the mtime
+    trigger Snakemake keeps an existing results.csv whose input list grew, so a method added to a
+    finished study would silently never train ("Nothing to be done")."""
+    work, configfile, _ = smoke
+    grown = tmp_path / "grown.yaml"
+    grown.write_text(yaml.safe_dump({"methods": ["onebp", "twobp", "mostpop"]}))
+    args = ("-n", "--cores", "2", "--configfile", str(configfile), str(grown))
+    r = snakemake(work, *args, "--rerun-triggers", "mtime")
+    assert r.returncode == 0 and "Nothing to be done" in r.stdout + r.stderr, (r.stdout + r.stderr)[-2000:]
+    r = snakemake(work, *args, "--rerun-triggers", "mtime", "input")
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-2000:]
+    assert set(re.findall(r"output: results/runs/tiny/([\w-]+)/", out)) == {"mostpop"}
+    assert {"collect", "report", "all"} <= set(job_counts(out))
+
+
 def test_saved_study_resumes_on_a_new_machine(smoke: tuple[Path, Path, float], tmp_path: Path) -> None:
     """`onebp study save` → a fresh working directory (splits prepared again, no .snakemake metadata) →
     `onebp study restore` → Snakemake plans no training, tuning or benchmark job, only the aggregates."""
