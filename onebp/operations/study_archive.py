@@ -50,14 +50,14 @@ STAGES = ("trial", "summary", "run", "bench")
 
 README = """# Saved study: {name}
 
-The finished run records of a study, kept between machines (`onebp study save`; docs/usage.md, "A
-study longer than a session"). Paths mirror the working directory's. No checkpoints: only what
+The finished run records of a study, kept between machines (`onebp study save`; docs/scale.md, "A
+study longer than a machine"). Paths mirror the working directory's. No checkpoints: only what
 finished jobs wrote. Put them back in a fresh working directory after its splits exist:
 
 ```
 snakemake --cores 2 --configfile <the study's config files> --until prepare
 onebp study restore {archive}
-snakemake --cores 2 --configfile <the study's config files>   # runs only what is not here
+snakemake --cores 2 --configfile <the study's config files> --rerun-triggers mtime input   # runs only what is not here
 ```
 """
 
