@@ -256,10 +256,15 @@ def _check_names(config: dict[str, Any]) -> None:
                 if m not in known:
                     raise ConfigError(f"{where}: unknown method {m!r}; known: {', '.join(known)}")
     for ds, o in opts.items():
-        for key, allowed in (("methods", config["methods"]), ("protocols", config["protocols"])):
+        # Options of a dataset this config does not run (an overlay narrowing `datasets` and `methods`
+        # to stage a long study) restrict nothing: only a name no method has is an error there.
+        running = ds in config["datasets"]
+        for key, allowed in (("methods", config["methods"] if running else known),
+                             ("protocols", config["protocols"] if running else None)):
             for name in o.get(key) or []:
-                if name not in allowed:
-                    raise ConfigError(f"dataset_options.{ds}.{key}: {name!r} is not in {key} {allowed}")
+                if allowed is not None and name not in allowed:
+                    raise ConfigError(f"dataset_options.{ds}.{key}: {name!r} is not in {key} {allowed}"
+                                      if running else f"dataset_options.{ds}.{key}: unknown method {name!r}")
     for i, s in enumerate(config["sweeps"]):
         for ds in s.get("datasets") or []:
             if ds not in config["datasets"]:

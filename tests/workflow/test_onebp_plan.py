@@ -111,6 +111,18 @@ def test_plan_errors_name_the_key(changes: dict, named: str) -> None:
         onebp_plan.build(config(**changes))
 
 
+def test_options_of_a_dataset_not_run_do_not_constrain_a_narrowing_overlay() -> None:
+    """A staging overlay (`datasets: [ml-100k]`, `methods: [lightgcn]`, protocol clean) over a preset whose
+    dataset_options name the parity dataset's OneBP and protocol paper is accepted; a misspelt method
+    there is still refused."""
+    opts = {"ml-100k-onebp": {"methods": ["onebp"], "protocols": ["paper"]}}
+    plan = onebp_plan.build(config(datasets=["ml-100k"], methods=["lightgcn"], protocols=["clean"],
+                                   dataset_options=opts, sweeps=[]))
+    assert {(r.dataset, r.method) for r in plan.runs} == {("ml-100k", "lightgcn")}
+    with pytest.raises(onebp_plan.ConfigError, match="dataset_options.ml-100k-onebp.methods: unknown method 'onebpp'"):
+        onebp_plan.build(config(datasets=["ml-100k"], dataset_options={"ml-100k-onebp": {"methods": ["onebpp"]}}))
+
+
 def _train_as_planned(plan, root, data) -> None:
     """Every planned run and trial, trained by `onebp train` with the arguments the rules give it."""
     import shlex
