@@ -64,17 +64,25 @@ def synthetic_interactions(cfg: SyntheticConfig) -> np.ndarray:
     items = rng.standard_normal((cfg.n_items, cfg.rank))
     ranks = rng.permutation(cfg.n_items) + 1
     log_pop = -cfg.popularity_exponent * np.log(ranks)
-    logits = cfg.signal * users @ items.T + log_pop[None, :]
     degrees = np.clip(
         rng.geometric(1.0 / cfg.mean_degree, size=cfg.n_users), cfg.min_degree, cfg.n_items // 2
     )
     out = []
-    for u in range(cfg.n_users):
-        # Gumbel top-k == sampling without replacement proportional to softmax(logits).
-        g = logits[u] + rng.gumbel(size=cfg.n_items)
-        chosen = np.argpartition(-g, degrees[u])[: degrees[u]]
-        out.append(np.stack([np.full(len(chosen), u), chosen], axis=1))
+    # Logits a block of users at a time: the full users × items matrix (8 bytes a cell) would not fit
+    # in memory for large sizes; each row is the same product either way.
+    block = max(1, LOGIT_BLOCK_CELLS // cfg.n_items)
+    for start in range(0, cfg.n_users, block):
+        logits = cfg.signal * users[start:start + block] @ items.T + log_pop[None, :]
+        for u, row in enumerate(logits, start):
+            # Gumbel top-k == sampling without replacement proportional to softmax(logits).
+            g = row + rng.gumbel(size=cfg.n_items)
+            chosen = np.argpartition(-g, degrees[u])[: degrees[u]]
+            out.append(np.stack([np.full(len(chosen), u), chosen], axis=1))
     return np.concatenate(out).astype(np.int64)
+
+
+#: logits computed at once by :func:`synthetic_interactions` (cells; 8 bytes each: 256 MB)
+LOGIT_BLOCK_CELLS = 1 << 25
 
 
 def synthetic_split(cfg: SyntheticConfig = SyntheticConfig()) -> Split:
