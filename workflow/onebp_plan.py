@@ -249,22 +249,23 @@ def _check_names(config: dict[str, Any]) -> None:
             )
     known = known_methods()
     if known is not None:
+        # Options of a dataset this config does not run (an overlay narrowing `datasets` and `methods`
+        # to stage a long study) restrict nothing: only a name no method has is an error there.
+        idle = [(f"dataset_options.{ds}.methods", o.get("methods") or []) for ds, o in opts.items()
+                if ds not in config["datasets"]]
         for where, names in [("methods", config["methods"])] + [
             (f"sweeps[{i}].methods", s.get("methods") or []) for i, s in enumerate(config["sweeps"])
-        ] + [("method_params", list(config["method_params"]))]:
+        ] + [("method_params", list(config["method_params"]))] + idle:
             for m in names:
                 if m not in known:
                     raise ConfigError(f"{where}: unknown method {m!r}; known: {', '.join(known)}")
     for ds, o in opts.items():
-        # Options of a dataset this config does not run (an overlay narrowing `datasets` and `methods`
-        # to stage a long study) restrict nothing: only a name no method has is an error there.
-        running = ds in config["datasets"]
-        for key, allowed in (("methods", config["methods"] if running else known),
-                             ("protocols", config["protocols"] if running else None)):
+        if ds not in config["datasets"]:
+            continue
+        for key in ("methods", "protocols"):
             for name in o.get(key) or []:
-                if allowed is not None and name not in allowed:
-                    raise ConfigError(f"dataset_options.{ds}.{key}: {name!r} is not in {key} {allowed}"
-                                      if running else f"dataset_options.{ds}.{key}: unknown method {name!r}")
+                if name not in config[key]:
+                    raise ConfigError(f"dataset_options.{ds}.{key}: {name!r} is not in {key} {config[key]}")
     for i, s in enumerate(config["sweeps"]):
         for ds in s.get("datasets") or []:
             if ds not in config["datasets"]:

@@ -144,11 +144,11 @@ def prepare(
         frames.append(frame)
     frame = pd.concat(frames, ignore_index=True)
     n_raw = len(frame)
-    frame = to_implicit(frame, params.min_rating)
+    raw, frame = frame, to_implicit(frame, params.min_rating)
     n_implicit = len(frame)
     if n_implicit == 0 and n_raw and params.min_rating is not None:
         # Name the flag and the ratings seen: 'nothing left after preprocessing' hides which step emptied it.
-        ratings = pd.concat(frames, ignore_index=True)["rating"]
+        ratings = raw["rating"]
         raise UserError(f"--min-rating {params.min_rating:g} keeps none of dataset {ds.name!r}'s {n_raw} ratings "
                         f"(they range from {ratings.min():g} to {ratings.max():g})")
     if params.split == "given":

@@ -61,11 +61,12 @@ def run_eval_every(run_dir: str | Path) -> int:
         raise UserError(f"{cfg}: not UTF-8 text (byte {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise UserError(f"{cfg}: not valid JSON ({exc})") from None
-    value = settings.get("eval_every", 1) if isinstance(settings, dict) else None
+    if not isinstance(settings, dict):
+        raise UserError(f"{cfg}: expected a JSON object")
+    value = settings.get("eval_every", 1)
     # bool is an int subclass: 'true' is a damaged file, not eval_every 1
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise UserError(f"{cfg}: expected an object whose eval_every is a positive integer, got "
-                        f"{value!r}" if isinstance(settings, dict) else f"{cfg}: expected a JSON object")
+        raise UserError(f"{cfg}: expected an object whose eval_every is a positive integer, got {value!r}")
     return value
 
 
