@@ -14,7 +14,10 @@ and multiplies:
 * a tuning trial: the tuning budget's ``max_epochs`` and ``eval_every``.
 
 It prints device-hours per dataset and in total, and the wall time on ``--gpus`` devices (device-
-hours / GPUs, never less than the longest single job). A dataset without a prepared split here is
+hours / GPUs, never less than the longest single job). ``--remaining`` prices what is left of a study
+that has started (in ``--workdir``): a run or trial whose directory holds ``metrics.json`` is finished
+and skipped; an interrupted one is counted from the last epoch its ``curve.csv`` records (it resumes
+from its checkpoint, at most ``checkpoint_minutes`` behind that) to its cap. A dataset without a prepared split here is
 scaled from a measured one (epoch time by train interactions, evaluation by users × items, from the
 dataset catalog's statistics), labelled as such. EASE whose |I|×|I| matrices do not fit the memory
 its jobs are configured with is refused with the error ``onebp train`` would give, before anything
@@ -57,6 +60,9 @@ class Cost:
     seconds: float = 0.0
     longest: float = 0.0
     notes: set[str] = field(default_factory=set)
+    finished: int = 0  # jobs skipped by --remaining: finished already
+    finished_epochs: int = 0  # the epochs those of them that train by epochs ran …
+    finished_caps: int = 0  # … of their caps
 
     def add(self, seconds: float, epochs: int) -> None:
         self.jobs += 1
@@ -218,16 +224,43 @@ def run_seconds(t: Timing, epochs: int, eval_every: int, dim: int | None = None,
     return epochs * t.epoch_s * work + evals * t.eval_s * dim / max(t.dim or dim, 1)
 
 
-def study_costs(plan: Any, timings: dict[tuple[str, str], Timing]) -> dict[str, Cost]:
-    """Seconds per dataset on one device: every run, sweep point and tuning trial of ``plan``."""
+def run_progress(run_dir: Path) -> tuple[bool, int]:
+    """Whether the run or trial in ``run_dir`` has finished (its ``metrics.json`` exists), and its epoch:
+    the epochs it trained if finished, else the last epoch its ``curve.csv`` records (0 when it has not
+    started). ``onebp status`` reads the same files (``onebp.operations.status.run_status``)."""
+    from onebp.operations.status import run_status
+
+    if not run_dir.is_dir():
+        return False, 0
+    row = run_status(run_dir)
+    if row["state"] == "damaged":
+        raise UserError(f"{run_dir}: {row['error']} (--remaining cannot tell how far this run got; `onebp status "
+                        f"{run_dir.parent}` lists it)")
+    return row["state"] == "finished", int(row["epoch"])
+
+
+def study_costs(plan: Any, timings: dict[tuple[str, str], Timing],
+                done_root: Path | None = None) -> dict[str, Cost]:
+    """Seconds per dataset on one device: every run, sweep point and tuning trial of ``plan``; with
+    ``done_root`` (a study's working directory) only what is left of them (``run_progress``)."""
     costs: dict[str, Cost] = {}
+
+    def add(ds: str, run_dir: str, t: Timing, epochs: int, eval_every: int, res: dict[str, Any]) -> None:
+        cost = costs.setdefault(ds, Cost())
+        finished, done = run_progress(done_root / run_dir) if done_root is not None else (False, 0)
+        if finished:
+            cost.finished += 1
+            if t.epoch_s:  # what early stopping left of the caps so far
+                cost.finished_epochs += min(done, epochs)
+                cost.finished_caps += epochs
+            return
+        left = max(epochs - done, 0) if t.epoch_s else 0
+        cost.add(run_seconds(t, left, eval_every, res.get("dim"), res.get("n_negatives")), left)
+
     for r in plan.runs:
         res = plan.resolved(r.dataset, r.method, r.setting)
         t = timings[(r.dataset, r.method)]
-        epochs = int(res.get("epochs", 0))
-        costs.setdefault(r.dataset, Cost()).add(
-            run_seconds(t, epochs, int(res.get("eval_every", 1)), res.get("dim"), res.get("n_negatives")),
-            epochs if t.epoch_s else 0)
+        add(r.dataset, r.run_dir, t, int(res.get("epochs", 0)), int(res.get("eval_every", 1)), res)
         if t.source != "measured":
             costs[r.dataset].notes.add(f"{r.method} on {r.dataset}: {t.source}")
     if plan.tuning is not None:
@@ -236,10 +269,8 @@ def study_costs(plan: Any, timings: dict[tuple[str, str], Timing]) -> dict[str, 
             t = timings[(ds, m)]
             main = next((r.setting for r in plan.runs if r.dataset == ds and r.method == m), None)
             res = plan.resolved(ds, m, main) if main else {}
-            for _ in tuning.trials:  # priced at the main setting's dim and negatives
-                costs.setdefault(ds, Cost()).add(
-                    run_seconds(t, b.max_epochs, b.eval_every, res.get("dim"), res.get("n_negatives")),
-                    b.max_epochs if t.epoch_s else 0)
+            for trial, _ in tuning.trials:  # priced at the main setting's dim and negatives
+                add(ds, f"{plan.tuning.directory(ds, m)}/trials/{trial}", t, b.max_epochs, b.eval_every, res)
     return costs
 
 
@@ -370,7 +401,8 @@ def measure(plan: Any, config: dict[str, Any], workdir: Path, data: dict[str, st
     return timings
 
 
-def render(costs: dict[str, Cost], gpus: int, device: str, timings: dict[tuple[str, str], Timing]) -> str:
+def render(costs: dict[str, Cost], gpus: int, device: str, timings: dict[tuple[str, str], Timing],
+           remaining_in: Path | None = None) -> str:
     from tabulate import tabulate
 
     rows = [[ds, m, t.source, f"{t.epoch_s:.3g}" if t.epoch_s else "", f"{t.eval_s:.3g}",
@@ -382,12 +414,24 @@ def render(costs: dict[str, Cost], gpus: int, device: str, timings: dict[tuple[s
     rows = [[ds, c.jobs, c.epochs, f"{c.seconds / 3600:.3g}", f"{c.longest / 3600:.3g}"] for ds, c in costs.items()]
     rows.append(["total", sum(c.jobs for c in costs.values()), sum(c.epochs for c in costs.values()),
                  f"{total / 3600:.3g}", f"{longest / 3600:.3g}"])
-    out += ["Device-hours (every run to its last epoch: an upper bound under early stopping):", "",
-            tabulate(rows, ["dataset", "jobs", "epochs", "device-hours", "longest job (h)"], tablefmt="github"), ""]
+    headers = ["dataset", "jobs", "epochs", "device-hours", "longest job (h)"]
+    title = "Device-hours (every run to its last epoch: an upper bound under early stopping):"
+    if remaining_in is not None:
+        finished = [c.finished for c in costs.values()]
+        for row, n in zip(rows, [*finished, sum(finished)], strict=True):
+            row.insert(1, n)
+        headers = ["dataset", "finished", "jobs left", "epochs left", "device-hours left", "longest job (h)"]
+        title = (f"Left of the study in {remaining_in} (finished jobs skipped; interrupted ones from their last "
+                 "recorded epoch; every run to its last epoch: an upper bound under early stopping):")
+    out += [title, "", tabulate(rows, headers, tablefmt="github"), ""]
     wall = max(total / max(gpus, 1), longest)
     out.append(f"Wall time on {gpus} device(s) like this one: about {wall / 3600:.3g} h "
                f"({total / 3600:.3g} device-hours / {gpus}, at least the longest job).")
     notes = sorted({n for c in costs.values() for n in c.notes})
+    if remaining_in is not None and (caps := sum(c.finished_caps for c in costs.values())):
+        ran = sum(c.finished_epochs for c in costs.values())
+        out.append(f"The finished jobs that train by epochs ran {ran} of their caps' {caps} epochs "
+                   f"({100 * ran / caps:.0f} %): where the jobs left stop as early, about that share of the above.")
     if notes:
         out += ["", "Timings not measured as configured: " + "; ".join(notes) + "."]
     return "\n".join(out)
@@ -411,6 +455,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(an epoch's negatives are drawn up front: SimpleX's 2000 on Gowalla need ~12 GB)")
     p.add_argument("--cache", type=Path, default=None,
                    help="JSON file of timings to reuse and extend (an interrupted estimate resumes)")
+    p.add_argument("--remaining", action="store_true",
+                   help="price only what is left of a started study in --workdir: finished runs and trials "
+                        "skipped, interrupted ones from their last recorded epoch")
     p.set_defaults(func=cmd_estimate)
 
 
@@ -459,16 +506,22 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    timings = measure(plan, config, args.workdir or args.workflow_dir, data, device, args.epochs, args.warmup, log,
+    workdir = args.workdir or args.workflow_dir
+    if args.remaining and not (workdir / "results").is_dir():  # else everything would be priced as left
+        raise UserError(f"--remaining: {workdir / 'results'} does not exist (nothing of a study has run in "
+                        f"{workdir}; pass the study's working directory as --workdir)")
+    timings = measure(plan, config, workdir, data, device, args.epochs, args.warmup, log,
                       args.cache, args.max_negatives)
-    costs = study_costs(plan, timings)
+    costs = study_costs(plan, timings, workdir if args.remaining else None)
     if args.json:
-        print(json.dumps({"device": device, "gpus": args.gpus,
+        print(json.dumps({"device": device, "gpus": args.gpus, "remaining": args.remaining,
                           "datasets": {ds: {"jobs": c.jobs, "epochs": c.epochs, "device_hours": c.seconds / 3600,
-                                            "longest_job_hours": c.longest / 3600, "notes": sorted(c.notes)}
+                                            "longest_job_hours": c.longest / 3600, "notes": sorted(c.notes),
+                                            "finished": c.finished, "finished_epochs": c.finished_epochs,
+                                            "finished_caps": c.finished_caps}
                                        for ds, c in costs.items()},
                           "device_hours": sum(c.seconds for c in costs.values()) / 3600,
                           "timings": {f"{ds}/{m}": t.__dict__ for (ds, m), t in timings.items()}}))
     else:
-        print(render(costs, args.gpus, device, timings))
+        print(render(costs, args.gpus, device, timings, workdir if args.remaining else None))
     return 0

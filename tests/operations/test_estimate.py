@@ -56,3 +56,50 @@ def test_estimate_cache_is_reused(tiny_split_dir, tmp_path, capsys):
     again = capsys.readouterr()
     assert json.loads(again.out)["timings"] == first["timings"]  # nothing re-timed
     assert again.err.count("from ") == 2
+
+
+def _smoke_plan():
+    config = est.load_config(REPO, [str(REPO / "config" / "smoke.yaml")])
+    return est.build_plan(REPO, config)
+
+
+def test_remaining_skips_finished_jobs_and_counts_interrupted_ones_from_their_last_epoch(tmp_path):
+    """A study's working directory with one finished run (metrics.json: 8 of its 12 epochs, stopped
+    early), one interrupted at epoch 4 (its curve) and one finished trial: those jobs are priced by what
+    is left of them, everything else in full."""
+    plan = _smoke_plan()
+    timings = {("tiny", "onebp"): est.Timing(epoch_s=1.0, eval_s=0.0, dim=16, negatives=1),
+               ("tiny", "twobp"): est.Timing(epoch_s=1.0, eval_s=0.0, dim=16, negatives=1)}
+    full = est.study_costs(plan, timings)["tiny"]
+    finished, interrupted = plan.runs[0].run_dir, plan.runs[1].run_dir
+    trial_id = plan.tuning.methods[("tiny", "onebp")].trials[0][0]
+    trial = f"{plan.tuning.directory('tiny', 'onebp')}/trials/{trial_id}"
+    for run_dir, epochs_run in ((finished, 8), (trial, 4)):
+        (tmp_path / run_dir).mkdir(parents=True)
+        (tmp_path / run_dir / "metrics.json").write_text(json.dumps({"epochs_run": epochs_run}))
+    (tmp_path / interrupted).mkdir(parents=True)
+    (tmp_path / interrupted / "config.json").write_text(json.dumps({"epochs": 12}))
+    (tmp_path / interrupted / "curve.csv").write_text("epoch,seconds_train\n2,1.0\n4,1.0\n5,1.")  # a torn last line
+
+    left = est.study_costs(plan, timings, done_root=tmp_path)["tiny"]
+    assert (left.finished, left.finished_epochs, left.finished_caps) == (2, 8 + 4, 12 + 4)
+    assert left.jobs == full.jobs - 2
+    assert left.epochs == full.epochs - 12 - 4 - 5  # two finished jobs whole, the interrupted run's 5 epochs
+    text = est.render({"tiny": left}, 1, "cpu", timings, remaining_in=tmp_path)
+    assert "Left of the study in" in text and "ran 12 of their caps' 16 epochs (75 %)" in text
+
+
+def test_remaining_refuses_a_damaged_run_and_a_workdir_where_nothing_ran(tmp_path, tiny_split_dir, capsys):
+    plan = _smoke_plan()
+    timings = {("tiny", m): est.Timing(epoch_s=1.0, eval_s=0.0) for m in ("onebp", "twobp")}
+    run_dir = tmp_path / plan.runs[0].run_dir
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.json").write_text("{not json")
+    with pytest.raises(est.UserError, match=rf"{plan.runs[0].run_dir}: config.json is not JSON"):
+        est.study_costs(plan, timings, done_root=tmp_path)
+    # a workdir without results/: every job would be priced as left, which is what plain estimate says
+    args = ["estimate", "--workflow-dir", str(REPO), "--configfile", str(REPO / "config" / "smoke.yaml"),
+            "--data", f"tiny={tiny_split_dir}", "--device", "cpu", "--workdir", str(tmp_path / "elsewhere"),
+            "--remaining"]
+    assert cli(args) != 0
+    assert "--remaining: " in capsys.readouterr().err
