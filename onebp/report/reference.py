@@ -5,7 +5,8 @@ Copies from a workflow directory into ``results/reference/<name>/``: the long re
 (``figures/*.png``, unless ``--no-figures``), the benchmark files, the tuning results
 (``tuning/<dataset>/<method>/best.json``, ``trials.csv``), and of every run its
 ``config.json``, ``env.json`` and ``metrics.json`` (never checkpoints or per-user arrays), and writes a
-README saying how it was made: the command, its wall time and the machine (from the runs' env.json).
+README saying how it was made: the command, its wall time, the machine and the code each run ran (from
+the runs' env.json: a study resumed across sessions may span several commits, and the README counts them).
 A rerun is then checked with ``onebp report compare results/results.csv results/reference/<name>/results.csv``.
 """
 
@@ -25,17 +26,45 @@ from onebp.safe_paths import inside, safe_name
 RUN_FILES = ("config.json", "env.json", "metrics.json", "curve.csv")  # curve.csv: the cap rule's trend test
 
 
+def _read_env(path: Path) -> dict:
+    """A run's env.json, or a one-line error naming it (a damaged file must not freeze half a reference)."""
+    try:
+        env = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path}: cannot read the run's environment record ({type(exc).__name__}); "
+                        "restore it from the study's saved records or rerun the run") from None
+    if not isinstance(env, dict):
+        raise UserError(f"{path}: not a JSON object (a run's environment record)")
+    return env
+
+
 def machine(env_files: list[Path]) -> str:
     """One line per distinct machine the runs ran on (device, processor, platform, torch, threads)."""
     seen = []
     for p in env_files:
-        e = json.loads(p.read_text())
+        e = _read_env(p)
         line = (f"{e.get('device_name') or e.get('device')} ({e.get('device')}), processor "
                 f"{e.get('processor')}, {e.get('platform')}, Python {e.get('python')}, torch "
                 f"{(e.get('packages') or {}).get('torch')}, {e.get('torch_threads')} torch thread(s)")
         if line not in seen:
             seen.append(line)
     return "\n".join(f"- {s}" for s in seen) or "- (no env.json found)"
+
+
+def code_revisions(env_files: list[Path]) -> str:
+    """One line per commit the runs ran from (``git_revision`` in env.json, shortened), with how many
+    runs; a run whose tree had uncommitted changes (``git_dirty``) is counted apart — its code is not
+    that commit's. Most runs first."""
+    counts: dict[str, int] = {}
+    for p in env_files:
+        e = _read_env(p)
+        rev = e.get("git_revision")
+        label = f"`{str(rev)[:7]}`" if rev else "no git revision recorded (not run from a checkout)"
+        if rev and e.get("git_dirty"):
+            label += " with uncommitted changes"
+        counts[label] = counts.get(label, 0) + 1
+    lines = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return "\n".join(f"- {label}: {n} run{'s' if n != 1 else ''}" for label, n in lines) or "- (no env.json found)"
 
 
 def freeze(workdir: str | Path, out: str | Path, command: str, wall: str, note: str = "",
@@ -67,8 +96,10 @@ def freeze(workdir: str | Path, out: str | Path, command: str, wall: str, note: 
                 plan.append((d / f, str(rel)))
                 if f == "env.json":
                     envs.append(d / f)
-    # Every destination under --out, or nothing is written (a run_dir with '..' must not escape).
+    # Every destination under --out, or nothing is written (a run_dir with '..' must not escape), and
+    # the README's machine and code lines read before anything is copied.
     targets = [(src, inside(out, rel, "reference file")) for src, rel in plan]
+    machines, code = machine(envs), code_revisions(envs)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for src, dst in targets:
@@ -89,7 +120,11 @@ def freeze(workdir: str | Path, out: str | Path, command: str, wall: str, note: 
         "",
         "Machine (from the runs' env.json):",
         "",
-        machine(envs),
+        machines,
+        "",
+        "Code (the commit each run ran from, from its env.json):",
+        "",
+        code,
         "",
         *( [note, ""] if note else [] ),
         "Contents: `results.csv` (the long results table), `runs.csv`, `REPORT.md` (the reproduction "

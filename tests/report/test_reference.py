@@ -83,3 +83,38 @@ def test_run_dir_named_dotdot_is_refused_before_any_write(tmp_path: Path, monkey
     with pytest.raises(UserError, match=r"run_dir '\.\./\.\.': name '\.\.' is not a plain name"):
         freeze(".", "out", command="x", wall="y")
     assert not (work / "out").exists()
+
+
+def _add_run(work: Path, seed: int, env: dict) -> None:
+    run = work / f"results/runs/toy/onebp/main-00000000/clean/seed{seed}"
+    run.mkdir(parents=True)
+    (run / "metrics.json").write_text("{}")
+    (run / "env.json").write_text(json.dumps(env))
+    with open(work / "results/results.csv", "a") as f:
+        f.write(f"toy,onebp,{run.relative_to(work)}\n")
+
+
+def test_readme_counts_the_commits_the_runs_ran_from(tmp_path: Path) -> None:
+    """A study resumed across sessions spans commits: the README says which, and how many runs each,
+    with a dirty tree counted apart (its code is not that commit's)."""
+    _study(tmp_path)  # seed 0: an env.json without a git revision
+    a, b = "a" * 40, "b" * 40
+    _add_run(tmp_path, 1, {"git_revision": a, "git_dirty": False})
+    _add_run(tmp_path, 2, {"git_revision": a, "git_dirty": False})
+    _add_run(tmp_path, 3, {"git_revision": b, "git_dirty": True})
+    out = tmp_path / "ref"
+    freeze(tmp_path, out, command="x", wall="y")
+    readme = (out / "README.md").read_text()
+    code = readme.split("Code (")[1].split("\n\n", 2)[1].splitlines()
+    assert code == ["- `aaaaaaa`: 2 runs", "- `bbbbbbb` with uncommitted changes: 1 run",
+                    "- no git revision recorded (not run from a checkout): 1 run"]
+
+
+def test_a_damaged_env_json_is_named_and_nothing_is_written(tmp_path: Path) -> None:
+    _study(tmp_path)
+    _add_run(tmp_path, 1, {})
+    env = tmp_path / "results/runs/toy/onebp/main-00000000/clean/seed1/env.json"
+    env.write_text('{"git_revision": ')  # cut short by a full disk
+    with pytest.raises(UserError, match=rf"{env}: cannot read"):
+        freeze(tmp_path, tmp_path / "ref", command="x", wall="y")
+    assert not (tmp_path / "ref").exists()
