@@ -239,28 +239,31 @@ def run_progress(run_dir: Path) -> tuple[bool, int]:
     return row["state"] == "finished", int(row["epoch"])
 
 
-def study_costs(plan: Any, timings: dict[tuple[str, str], Timing],
-                done_root: Path | None = None) -> dict[str, Cost]:
+def study_costs(plan: Any, timings: dict[tuple[str, str], Timing], done_root: Path | None = None,
+                per_method: dict[tuple[str, str], Cost] | None = None) -> dict[str, Cost]:
     """Seconds per dataset on one device: every run, sweep point and tuning trial of ``plan``; with
-    ``done_root`` (a study's working directory) only what is left of them (``run_progress``)."""
+    ``done_root`` (a study's working directory) only what is left of them (``run_progress``).
+    ``per_method``, when given, is filled with the same per (dataset, method)."""
     costs: dict[str, Cost] = {}
 
-    def add(ds: str, run_dir: str, t: Timing, epochs: int, eval_every: int, res: dict[str, Any]) -> None:
-        cost = costs.setdefault(ds, Cost())
+    def add(ds: str, m: str, run_dir: str, t: Timing, epochs: int, eval_every: int, res: dict[str, Any]) -> None:
         finished, done = run_progress(done_root / run_dir) if done_root is not None else (False, 0)
-        if finished:
+        left = max(epochs - done, 0) if t.epoch_s else 0
+        seconds = run_seconds(t, left, eval_every, res.get("dim"), res.get("n_negatives"))
+        for cost in [costs.setdefault(ds, Cost())] + ([per_method.setdefault((ds, m), Cost())]
+                                                     if per_method is not None else []):
+            if not finished:
+                cost.add(seconds, left)
+                continue
             cost.finished += 1
             if t.epoch_s:  # what early stopping left of the caps so far
                 cost.finished_epochs += min(done, epochs)
                 cost.finished_caps += epochs
-            return
-        left = max(epochs - done, 0) if t.epoch_s else 0
-        cost.add(run_seconds(t, left, eval_every, res.get("dim"), res.get("n_negatives")), left)
 
     for r in plan.runs:
         res = plan.resolved(r.dataset, r.method, r.setting)
         t = timings[(r.dataset, r.method)]
-        add(r.dataset, r.run_dir, t, int(res.get("epochs", 0)), int(res.get("eval_every", 1)), res)
+        add(r.dataset, r.method, r.run_dir, t, int(res.get("epochs", 0)), int(res.get("eval_every", 1)), res)
         if t.source != "measured":
             costs[r.dataset].notes.add(f"{r.method} on {r.dataset}: {t.source}")
     if plan.tuning is not None:
@@ -270,7 +273,7 @@ def study_costs(plan: Any, timings: dict[tuple[str, str], Timing],
             main = next((r.setting for r in plan.runs if r.dataset == ds and r.method == m), None)
             res = plan.resolved(ds, m, main) if main else {}
             for trial, _ in tuning.trials:  # priced at the main setting's dim and negatives
-                add(ds, f"{plan.tuning.directory(ds, m)}/trials/{trial}", t, b.max_epochs, b.eval_every, res)
+                add(ds, m, f"{plan.tuning.directory(ds, m)}/trials/{trial}", t, b.max_epochs, b.eval_every, res)
     return costs
 
 
@@ -402,7 +405,7 @@ def measure(plan: Any, config: dict[str, Any], workdir: Path, data: dict[str, st
 
 
 def render(costs: dict[str, Cost], gpus: int, device: str, timings: dict[tuple[str, str], Timing],
-           remaining_in: Path | None = None) -> str:
+           remaining_in: Path | None = None, per_method: dict[tuple[str, str], Cost] | None = None) -> str:
     from tabulate import tabulate
 
     rows = [[ds, m, t.source, f"{t.epoch_s:.3g}" if t.epoch_s else "", f"{t.eval_s:.3g}",
@@ -424,6 +427,12 @@ def render(costs: dict[str, Cost], gpus: int, device: str, timings: dict[tuple[s
         title = (f"Left of the study in {remaining_in} (finished jobs skipped; interrupted ones from their last "
                  "recorded epoch; every run to its last epoch: an upper bound under early stopping):")
     out += [title, "", tabulate(rows, headers, tablefmt="github"), ""]
+    if per_method:
+        by = sorted(per_method.items(), key=lambda kv: (kv[0][0], -kv[1].seconds, kv[0][1]))
+        rows = [[ds, m, *([c.finished] if remaining_in is not None else []), c.jobs, c.epochs,
+                 f"{c.seconds / 3600:.3g}"] for (ds, m), c in by]
+        out += ["By method (runs, sweep points and tuning trials together; the dearest first):", "",
+                tabulate(rows, ["dataset", "method", *headers[1:-1]], tablefmt="github"), ""]
     wall = max(total / max(gpus, 1), longest)
     out.append(f"Wall time on {gpus} device(s) like this one: about {wall / 3600:.3g} h "
                f"({total / 3600:.3g} device-hours / {gpus}, at least the longest job).")
@@ -458,6 +467,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--remaining", action="store_true",
                    help="price only what is left of a started study in --workdir: finished runs and trials "
                         "skipped, interrupted ones from their last recorded epoch")
+    p.add_argument("--by-method", action="store_true",
+                   help="also a table per dataset x method (what to stage first; the JSON always has it)")
     p.set_defaults(func=cmd_estimate)
 
 
@@ -512,7 +523,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
                         f"{workdir}; pass the study's working directory as --workdir)")
     timings = measure(plan, config, workdir, data, device, args.epochs, args.warmup, log,
                       args.cache, args.max_negatives)
-    costs = study_costs(plan, timings, workdir if args.remaining else None)
+    per_method: dict[tuple[str, str], Cost] = {}
+    costs = study_costs(plan, timings, workdir if args.remaining else None, per_method)
     if args.json:
         print(json.dumps({"device": device, "gpus": args.gpus, "remaining": args.remaining,
                           "datasets": {ds: {"jobs": c.jobs, "epochs": c.epochs, "device_hours": c.seconds / 3600,
@@ -521,7 +533,10 @@ def cmd_estimate(args: argparse.Namespace) -> int:
                                             "finished_caps": c.finished_caps}
                                        for ds, c in costs.items()},
                           "device_hours": sum(c.seconds for c in costs.values()) / 3600,
+                          "methods": {f"{ds}/{m}": {"jobs": c.jobs, "epochs": c.epochs, "device_hours": c.seconds / 3600,
+                                                    "finished": c.finished} for (ds, m), c in per_method.items()},
                           "timings": {f"{ds}/{m}": t.__dict__ for (ds, m), t in timings.items()}}))
     else:
-        print(render(costs, args.gpus, device, timings, workdir if args.remaining else None))
+        print(render(costs, args.gpus, device, timings, workdir if args.remaining else None,
+                     per_method if args.by_method else None))
     return 0

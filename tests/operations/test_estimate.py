@@ -81,12 +81,22 @@ def test_remaining_skips_finished_jobs_and_counts_interrupted_ones_from_their_la
     (tmp_path / interrupted / "config.json").write_text(json.dumps({"epochs": 12}))
     (tmp_path / interrupted / "curve.csv").write_text("epoch,seconds_train\n2,1.0\n4,1.0\n5,1.")  # a torn last line
 
-    left = est.study_costs(plan, timings, done_root=tmp_path)["tiny"]
+    per_method: dict = {}
+    left = est.study_costs(plan, timings, done_root=tmp_path, per_method=per_method)["tiny"]
     assert (left.finished, left.finished_epochs, left.finished_caps) == (2, 8 + 4, 12 + 4)
+    # the per-method split adds up to the dataset's, and puts each finished job under its method
+    assert set(per_method) == {("tiny", "onebp"), ("tiny", "twobp")}
+    assert sum(c.jobs for c in per_method.values()) == left.jobs
+    assert sum(c.epochs for c in per_method.values()) == left.epochs
+    expected = {"onebp": 1, "twobp": 0}  # the finished trial is onebp's
+    expected[plan.runs[0].method] += 1
+    assert {m: c.finished for (_, m), c in per_method.items()} == expected
     assert left.jobs == full.jobs - 2
     assert left.epochs == full.epochs - 12 - 4 - 5  # two finished jobs whole, the interrupted run's 5 epochs
-    text = est.render({"tiny": left}, 1, "cpu", timings, remaining_in=tmp_path)
+    text = est.render({"tiny": left}, 1, "cpu", timings, remaining_in=tmp_path, per_method=per_method)
     assert "Left of the study in" in text and "ran 12 of their caps' 16 epochs (75 %)" in text
+    by_method = text.split("By method")[1].splitlines()
+    assert "| dataset   | method   |   finished |   jobs left |   epochs left |   device-hours left |" in by_method
 
 
 def test_remaining_refuses_a_damaged_run_and_a_workdir_where_nothing_ran(tmp_path, tiny_split_dir, capsys):
