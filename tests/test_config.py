@@ -113,16 +113,30 @@ def test_a_bad_value_is_one_line_naming_the_key_and_value(key, value, why) -> No
     assert f"{key}=" in message and why in message and "\n" not in message
 
 
-@pytest.mark.parametrize("overrides", [
-    {"beta": "0"}, {"beta": "1"}, {"beta": 1}, {"l2": "0"}, {"lr": "1e38"}, {"lr": "1e-300"},
-    {"temperature": "1e-300"}, {"epochs": "0"}, {"min_epochs": "0"}, {"threads": "0"},
-    {"checkpoint_minutes": "0"}, {"n_negatives": "0"}, {"seed": str(2**40)}, {"dim": 12.0},
-    {"dim": " 12 "}, {"dim": "+7"}, {"device": "cuda:0"}, {"device": "cuda:12"}, {"device": "cpu"},
-    {"ks": "1", "select_metric": "hit@1"}, {"select_metric": "mrr@5"}, {"ks": [3, 7], "select_metric": "f1@7"},
-    {"eval_memory_mb": "1e-3"}, {"eval_memory_mb": 64}, {"aggregation": "none"}, {"fused": "off"},
-])
-def test_edge_values_in_range_are_accepted(overrides) -> None:
-    resolve(overrides)
+EDGES = [  # (overrides, the parsed values the config must then hold)
+    ({"beta": "0"}, {"beta": 0.0}), ({"beta": "1"}, {"beta": 1.0}), ({"beta": 1}, {"beta": 1.0}),
+    ({"l2": "0"}, {"l2": 0.0}), ({"lr": "1e38"}, {"lr": 1e38}), ({"lr": "1e-300"}, {"lr": 1e-300}),
+    ({"temperature": "1e-300"}, {"temperature": 1e-300}), ({"epochs": "0"}, {"epochs": 0}),
+    ({"min_epochs": "0"}, {"min_epochs": 0}), ({"threads": "0"}, {"threads": 0}),
+    ({"checkpoint_minutes": "0"}, {"checkpoint_minutes": 0.0}), ({"n_negatives": "0"}, {"n_negatives": 0}),
+    ({"seed": str(2**40)}, {"seed": 2**40}), ({"dim": 12.0}, {"dim": 12}), ({"dim": " 12 "}, {"dim": 12}),
+    ({"dim": "+7"}, {"dim": 7}), ({"device": "cuda:0"}, {"device": "cuda:0"}),
+    ({"device": "cuda:12"}, {"device": "cuda:12"}), ({"device": "cpu"}, {"device": "cpu"}),
+    ({"ks": "1", "select_metric": "hit@1"}, {"ks": (1,), "select_metric": "hit@1"}),
+    ({"select_metric": "mrr@5"}, {"select_metric": "mrr@5"}),
+    ({"ks": [3, 7], "select_metric": "f1@7"}, {"ks": (3, 7), "select_metric": "f1@7"}),
+    ({"eval_memory_mb": "1e-3"}, {"eval_memory_mb": 1e-3}), ({"eval_memory_mb": 64}, {"eval_memory_mb": 64.0}),
+    ({"aggregation": "none"}, {"aggregation": "none"}), ({"fused": "off"}, {"fused": False}),
+]
+
+
+@pytest.mark.parametrize(("overrides", "expected"), EDGES, ids=[repr(o) for o, _ in EDGES])
+def test_edge_values_in_range_are_accepted_and_parsed(overrides, expected) -> None:
+    config = resolve(overrides)
+    got = {k: getattr(config, k) for k in expected}
+    assert got == expected
+    # integer settings stay integers (a float 12.0 would print as 12.0 in run ids and configs)
+    assert all(type(got[k]) is int for k, v in expected.items() if type(v) is int)
 
 
 def test_an_integer_setting_is_never_rounded() -> None:

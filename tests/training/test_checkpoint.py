@@ -98,10 +98,34 @@ def test_resume_refuses_other_code_or_device_and_fresh_starts_over(split, tiny_s
     assert (tmp_path / "metrics.json").exists()
 
 
-def test_code_revision_tracks_the_source():
+def test_code_revision_tracks_the_source(tmp_path, monkeypatch):
+    """Any edit to a source file that can shape training gives another revision (and undoing it the
+    same one again): here a baselines directory of one file, edited, restored and joined by another."""
+    import onebp.methods.registry as registry
+
     rev = ckpt_module.code_revision()
     assert len(rev) == 16 and int(rev, 16) >= 0
     assert ckpt_module.code_revision() == rev  # stable within a process
+    monkeypatch.setattr(registry, "baseline_dirs", lambda: [tmp_path])
+    source = tmp_path / "my_method.py"
+
+    def revision_of(text: str) -> str:
+        source.write_text(text)
+        ckpt_module.code_revision.cache_clear()
+        return ckpt_module.code_revision()
+
+    try:
+        first = revision_of("LR = 1e-3\n")
+        assert first != rev  # the shipped baselines are no longer part of it
+        assert revision_of("LR = 2e-3\n") != first  # one character
+        assert revision_of("LR = 1e-3\n") == first
+        (tmp_path / "another.py").write_text("")
+        ckpt_module.code_revision.cache_clear()
+        assert ckpt_module.code_revision() != first  # a new file
+    finally:
+        monkeypatch.undo()
+        ckpt_module.code_revision.cache_clear()
+    assert ckpt_module.code_revision() == rev
 
 
 def read_curve(path):
