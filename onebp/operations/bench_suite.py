@@ -151,7 +151,9 @@ def cmd_bench_suite(args: argparse.Namespace) -> int:
     summary = summarize(records)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out.with_suffix(".json"), {
+    # appended, not with_suffix: a prefix named after a dataset with a dot (yelp.2018) keeps its name
+    json_out, csv_out = out.with_name(out.name + ".json"), out.with_name(out.name + ".csv")
+    atomic_write_json(json_out, {
         "data": args.data, "methods": methods, "repeats": args.repeats, "epochs": args.epochs,
         "evals": args.evals, "warmup": args.warmup, "sets": args.set, "method_sets": own, "params_files": params,
         "interleaving": "methods in the given order on even repeats, reversed on odd repeats",
@@ -159,5 +161,5 @@ def cmd_bench_suite(args: argparse.Namespace) -> int:
     })
     cols = ["method", "quantity", "median", "min", "max", "q25", "q75", "n"]
     lines = [",".join(cols)] + [",".join(str(r[c]) for c in cols) for r in summary]
-    atomic_write(out.with_suffix(".csv"), "\n".join(lines) + "\n")
+    atomic_write(csv_out, "\n".join(lines) + "\n")
     return 0

@@ -142,8 +142,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "studies (datasets, budgets) make the robustness matrix")
     p.add_argument("--label", action="append", default=[],
                    help="a label per --results, in the same order (default: the folder's name)")
-    p.add_argument("--bench", nargs="*", default=[], help="benchmark files (onebp bench-suite --out X: X.json); "
-                                                         "with several --results each folder's bench/*.json")
+    p.add_argument("--bench", nargs="*", default=None,
+                   help="benchmark files (onebp bench-suite --out X: X.json); given with no file: no benchmark "
+                        "(2a/2b not run), never another study's files; absent: each --results folder's bench/*.json")
     p.add_argument("--out", help="REPORT.md to write")
     p.add_argument("--matrix", help="also (or only) the robustness matrix as its own page, e.g. ROBUSTNESS.md")
     p.add_argument("--headline-into", metavar="README",
@@ -361,7 +362,10 @@ def _claims(args: argparse.Namespace) -> int:
         raise UserError(f"report claims: {len(args.label)} --label for {len(args.results)} --results "
                         "(one label per results source, in order)")
     single = len(args.results) == 1
-    sources = [load_source(r, args.label[i] if args.label else None, args.bench if single and args.bench else None)
+    if args.bench is not None and not single:
+        raise UserError(f"report claims: --bench with {len(args.results)} --results (each folder's bench/*.json "
+                        "is read; pass --bench with one --results only)")
+    sources = [load_source(r, args.label[i] if args.label else None, args.bench)
                for i, r in enumerate(args.results)]
     labels = [s.label for s in sources]
     if len(set(labels)) < len(labels):

@@ -59,8 +59,10 @@ class Source:
 
 def load_source(path: str | Path, label: str | None = None, bench: Sequence[str | Path] | None = None) -> Source:
     """A ``results.csv`` or a folder holding one. Its label: ``label``, else the folder's name. Benchmark
-    files: ``bench`` when given, else ``<folder>/bench/*.json``. Run directories written as
-    ``results/runs/...`` are found under the folder's ``runs/`` (a frozen reference)."""
+    files: ``bench`` when given — an empty list means none (a workflow without a benchmark must not pick
+    up an earlier study's files from ``results/bench/``) — else ``<folder>/bench/*.json``. Run
+    directories written as ``results/runs/...`` are found under the folder's ``runs/`` (a frozen
+    reference)."""
     from onebp.report.collect import load_results
 
     path = Path(path)
@@ -73,7 +75,7 @@ def load_source(path: str | Path, label: str | None = None, bench: Sequence[str 
         dirs = {d: resolve_run_dir(d, folder) for d in df["run_dir"].dropna().astype(str).unique()}
         df = df.assign(run_dir=df["run_dir"].astype(str).map(lambda d: dirs.get(d, d)))
     name = label or (folder.name if folder.name not in ("", ".") else csv.stem)
-    files = [Path(b) for b in bench] if bench else sorted(folder.glob("bench/*.json"))
+    files = [Path(b) for b in bench] if bench is not None else sorted(folder.glob("bench/*.json"))
     frozen = folder / "tables" / "claims.csv"
     return Source(csv, name, df, files, frozen if frozen.exists() else None)
 

@@ -38,3 +38,14 @@ def test_the_bench_rule_takes_every_core_and_the_main_settings(tmp_path) -> None
     assert "bench-suite" in out and "--methods onebp,twobp" in out and "--set dataset=ml-1m" in out
     assert "--params-file onebp=results/tuning/ml-1m/onebp/best.json" in out
     assert "--method-set onebp:eval_every=1" in out
+
+
+def test_the_output_prefix_keeps_a_dot_in_its_name(tiny_split_dir, tmp_path) -> None:
+    """Before: --out results/bench/yelp.2018 wrote yelp.json (with_suffix), not the yelp.2018.json the
+    workflow's bench rule declares."""
+    from onebp.cli import main
+
+    out = tmp_path / "yelp.2018"
+    assert main(["bench-suite", "--data", str(tiny_split_dir), "--methods", "onebp", "--repeats", "1",
+                 "--epochs", "1", "--evals", "1", "--warmup", "0", "--set", "dim=4", "--out", str(out)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["yelp.2018.csv", "yelp.2018.json"]

@@ -239,3 +239,21 @@ def test_headline_into_fills_the_readme_block_and_refuses_a_readme_without_marke
     page.unlink()
     assert main([*args, "--headline-into", str(bare)]) == 2
     assert "BARE.md" in capsys.readouterr().err and not page.exists() and bare.read_text() == "# no markers\n"
+
+
+def test_an_empty_bench_list_reads_no_other_studys_benchmark(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The workflow passes ``--bench`` with no file when the config runs no benchmark; an earlier
+    study's results/bench/*.json in the same folder must not then decide claims 2a/2b."""
+    a = _study(tmp_path / "results", "toy", 0.05, capped=False)
+    (a.parent / "bench").mkdir()
+    (a.parent / "bench" / "toy.json").write_text("{}")  # left by an earlier study
+    assert load_source(a, bench=[]).bench == []
+    assert load_source(a).bench == [a.parent / "bench" / "toy.json"]  # a reference folder's own
+    out = tmp_path / "REPORT.md"
+    assert main(["report", "claims", "--results", str(a), "--bench", "--out", str(out)]) == 0
+    speed = [line for line in out.read_text().splitlines() if line.startswith("| 2a")]
+    assert speed and all("not run" in line for line in speed)
+    # with several sources each folder's own bench/ is read: a --bench there is refused, not ignored
+    assert main(["report", "claims", "--results", str(a), "--results", str(a), "--label", "x", "--label", "y",
+                 "--bench", "--matrix", str(tmp_path / "m.md")]) == 2
+    assert "--bench with 2 --results" in capsys.readouterr().err

@@ -137,6 +137,7 @@ rule claims:
         shown=[f"results/figures/{f}.png" for f in FIGURES if f.startswith("sweep_") or f == "protocol_gap"],
         per_user=PER_USER,
         configs=RUN_CONFIGS,  # eval_every of each run (efficiency, the epoch-cap table)
+        curves=CURVES,  # the cap rule's trend test, and the matrix's count of runs without a curve
     output:
         md="results/REPORT.md",
         csv="results/tables/claims.csv",

@@ -75,6 +75,7 @@ if TUNING:
             best=TUNING.best_outputs(),
             trials=TUNING.trials_outputs(),  # read next to each best.json
             curves=TUNING.trial_files("curve.csv"),  # the chosen trials' curves (epoch-cap check)
+            configs=TUNING.trial_files("config.json"),  # their epoch cap and select_metric (the same check)
         output:
             **{ext: f"results/tables/tuning.{ext}" for ext in ("md", "tex", "csv", "html")},
         params:
