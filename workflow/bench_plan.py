@@ -15,6 +15,18 @@ def datasets(config: dict[str, Any]) -> list[str]:
     return [d for d in (config["datasets"] if chosen is None else chosen) if d in config["datasets"]]
 
 
+def threads(workflow: Any) -> int:
+    """The bench job's threads: every core of a local run (``--cores``), so that it runs alone; 1 under a
+    cluster executor, where Snakemake has no total core count (``workflow.cores`` raises while the
+    Snakefile is parsed) and the job gets a whole node by its executor's means (``--exclusive``)."""
+    from snakemake.exceptions import WorkflowError
+
+    try:
+        return int(workflow.cores)
+    except WorkflowError:
+        return 1
+
+
 def methods(config: dict[str, Any]) -> list[str]:
     return list((config.get("bench") or {}).get("methods", ["onebp", "twobp"]))
 

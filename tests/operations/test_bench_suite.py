@@ -3,6 +3,8 @@ smoke workflow test, rule bench)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from onebp.operations.bench_suite import order, summarize
@@ -49,3 +51,31 @@ def test_the_output_prefix_keeps_a_dot_in_its_name(tiny_split_dir, tmp_path) -> 
     assert main(["bench-suite", "--data", str(tiny_split_dir), "--methods", "onebp", "--repeats", "1",
                  "--epochs", "1", "--evals", "1", "--warmup", "0", "--set", "dim=4", "--out", str(out)]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["yelp.2018.csv", "yelp.2018.json"]
+
+
+def test_the_bench_rule_parses_without_a_core_count() -> None:
+    """A cluster executor runs without --cores: Snakemake's ``workflow.cores`` then raises while the
+    Snakefile is parsed, which stopped `snakemake --profile profiles/slurm` before any job. The bench
+    job then asks for one thread (its node comes from --exclusive)."""
+    import sys
+
+    from snakemake.exceptions import WorkflowError
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "workflow"))
+    try:
+        import bench_plan
+    finally:
+        sys.path.pop(0)
+
+    class Workflow:
+        def __init__(self, cores):
+            self._cores = cores
+
+        @property
+        def cores(self):  # as snakemake.workflow.Workflow.cores
+            if self._cores is None:
+                raise WorkflowError("Workflow requires a total number of cores to be defined")
+            return self._cores
+
+    assert bench_plan.threads(Workflow(6)) == 6
+    assert bench_plan.threads(Workflow(None)) == 1

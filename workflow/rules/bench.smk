@@ -2,13 +2,13 @@
 # methods' main settings interleaved (A B, B A, …) and repeated, and reports medians with spread per
 # phase, training and evaluation memory apart (onebp/operations/bench_suite.py).
 #
-# Running alone. The job asks for `threads: workflow.cores`, every core Snakemake may use, and every
+# Running alone. The job asks for every core Snakemake may use (`--cores`), and every
 # job holds at least one core while it runs, so the scheduler starts it only when nothing else runs
 # and starts nothing beside it until it ends; two bench jobs never overlap either. Its measurements
 # use `bench.threads` torch threads (the rest of the cores stay idle on purpose). With GPUs it goes
-# through `onebp gpu-run` like a train job and holds every slot of one GPU. On a cluster the core count is per
-# node: the job asks SLURM for a whole node (`slurm_extra: --exclusive`); other executors need the
-# same by their own means.
+# through `onebp gpu-run` like a train job and holds every slot of one GPU. On a cluster there is no total
+# core count (`--cores` is not given; the job asks for 1 thread, bench_plan.threads): the job asks
+# SLURM for a whole node (`slurm_extra: --exclusive`); other executors need the same by their own means.
 
 import bench_plan  # workflow/bench_plan.py
 
@@ -41,7 +41,7 @@ rule bench:
         "../envs/onebp.yaml"
     log:
         "results/logs/bench/{dataset}.log",
-    threads: workflow.cores  # every core: runs alone (header)
+    threads: bench_plan.threads(workflow)  # every core: runs alone (header); 1 on a cluster executor
     resources:
         # a whole device (every slot of it, gpu_jobs_per_device) unless train jobs run on the CPU
         gpu=lambda wc: config["gpu_jobs_per_device"] if PLAN.train_resource("gpu", 1)(wc) else 0,
