@@ -63,15 +63,33 @@ class StudyPlan:
     def split_dir(self, dataset: str, protocol: str) -> str:
         return f"data/splits/{dataset}/{self.splits[(dataset, protocol)]}"
 
-    def source_args(self, dataset: str) -> str:
+    def source_args(self, dataset: str, dataset_file: Any = ()) -> str:
+        """The dataset's source flags. Its definition file (``dataset_file``) is a declared input of the
+        download and prepare jobs: pass the job's ``input.dataset_file`` (a path, or an empty list),
+        so the flag names the file where it was put (a storage plugin's local copy)."""
         opts = self.config["dataset_options"].get(dataset, {})
         args = ["--dataset", dataset]
         for key in SOURCE_KEYS:
-            if opts.get(key) is not None:
+            if key != "dataset_file" and opts.get(key) is not None:
                 args += [f"--{key.replace('_', '-')}", str(opts[key])]
+        files = [dataset_file] if isinstance(dataset_file, str) else list(dataset_file)
+        if files:
+            args += ["--dataset-file", str(files[0])]
         if opts.get("allow_unverified"):
             args.append("--allow-unverified")
         return shlex.join(args)
+
+    def source_of(self, dataset: str) -> Any:
+        """``source_args`` of ``dataset`` as a rule's params function, its definition file from the
+        job's {input} (a function per dataset: a lambda in the rules' loop over datasets would see only
+        the loop's last one)."""
+        return lambda wildcards, input: self.source_args(dataset, input.dataset_file)
+
+    def dataset_file(self, dataset: str) -> list[str]:
+        """``dataset_options.<dataset>.dataset_file`` (a JSON definition), as a job input: a storage
+        plugin brings it to the job, and an edit reruns download and prepare. [] when there is none."""
+        path = self.config["dataset_options"].get(dataset, {}).get("dataset_file")
+        return [str(path)] if path is not None else []
 
     def raw_dataset(self, dataset: str) -> Any:
         """The ``onebp.data.catalog.Dataset`` that ``onebp data download|prepare`` resolve from the

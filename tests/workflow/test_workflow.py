@@ -81,3 +81,28 @@ def test_bad_config_fails_before_any_job(tmp_path: Path, override: str, named: s
     assert r.returncode != 0
     assert named in r.stderr
     assert "Job stats" not in r.stdout + r.stderr and not (tmp_path / "data").exists()
+
+
+def test_a_dataset_definition_file_is_a_declared_input(tmp_path: Path) -> None:
+    """``dataset_options.<ds>.dataset_file`` is read by the download and prepare jobs: declared as their
+    input (a storage plugin stages it; editing it reruns them) and passed from {input}."""
+    import json
+
+    import yaml
+
+    spec = {"name": "mydata", "files": [{"role": "all", "format": "u.data", "url": "http://example.invalid/u.data",
+                                         "sha256": "0" * 64}], "defaults": {"split": "loo-random"}}
+    (tmp_path / "defs").mkdir()
+    (tmp_path / "defs" / "mydata.json").write_text(json.dumps(spec))
+    config = {"datasets": ["mydata"], "methods": ["mostpop"], "seeds": [0], "protocols": ["clean"],
+              "sweeps": [], "bench": {"datasets": []},
+              "dataset_options": {"mydata": {"dataset_file": "defs/mydata.json"}}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    r = snakemake(tmp_path, "-n", "-p", "--cores", "1", "--until", "prepare", "--configfile", str(tmp_path / "c.yaml"))
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-2000:]
+    for rule in ("download_mydata", "prepare"):
+        block = out.split(f"rule {rule}:", 1)[1].split("\n\n", 1)[0]
+        inputs = next(line for line in block.splitlines() if line.strip().startswith("input:"))
+        assert "defs/mydata.json" in inputs.split(":", 1)[1].strip().split(", "), block
+    assert out.count("--dataset mydata --dataset-file defs/mydata.json") == 2, out[-3000:]

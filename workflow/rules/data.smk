@@ -8,12 +8,15 @@
 
 DOWNLOAD_RULES = {ds: onebp_plan.download_rule_name(ds) for ds in config["datasets"]}
 
+
 for _dataset, _rule_name in DOWNLOAD_RULES.items():
 
     rule:
         """Fetch (or verify files placed by hand) the raw files of a dataset, checksums included."""
         name:
             _rule_name
+        input:
+            dataset_file=PLAN.dataset_file(_dataset),  # a JSON definition, if the dataset has one
         output:
             marker=f"data/raw/{_dataset}.download.txt",
             # update(): a file placed by hand (e.g. a train file with no public URL) is verified in
@@ -21,7 +24,9 @@ for _dataset, _rule_name in DOWNLOAD_RULES.items():
             raw=[update(f) for f in PLAN.raw_files(_dataset)],
         params:
             onebp=ONEBP,
-            source=PLAN.source_args(_dataset),
+            # the definition file from {input} (the same value as before for a dataset without one, so
+            # existing outputs stay up to date under Snakemake's params trigger)
+            source=PLAN.source_of(_dataset),
             raw_dir=subpath(output.marker, parent=True),  # data/raw (the storage plugin's local copy)
         conda:
             "../envs/onebp.yaml"
@@ -37,11 +42,12 @@ rule prepare:
     """Parse, filter, split and remap one dataset for one protocol (paper: no validation part)."""
     input:
         raw=lambda wc: PLAN.raw_files(wc.dataset),
+        dataset_file=lambda wc: PLAN.dataset_file(wc.dataset),
     output:
         directory("data/splits/{dataset}/{prep}"),
     params:
         onebp=ONEBP,
-        source=lambda wc: PLAN.source_args(wc.dataset),
+        source=lambda wc, input: PLAN.source_args(wc.dataset, input.dataset_file),
         prepare=lambda wc: PLAN.prepare_cli(wc.dataset, wc.prep.split("-", 1)[0]),
         # RAW_DIR of data/raw/<dataset>/<file>, where the declared raw files were put (locally: data/raw)
         raw_dir=lambda wc, input: onebp_plan.raw_dir_of(input.raw[0]),
