@@ -63,27 +63,17 @@ class StudyPlan:
     def split_dir(self, dataset: str, protocol: str) -> str:
         return f"data/splits/{dataset}/{self.splits[(dataset, protocol)]}"
 
-    def source_args(self, dataset: str, dataset_file: Any = ()) -> str:
-        """The dataset's source flags. Its definition file (``dataset_file``) is a declared input of the
-        download and prepare jobs: pass the job's ``input.dataset_file`` (a path, or an empty list),
-        so the flag names the file where it was put (a storage plugin's local copy)."""
+    def source_args(self, dataset: str) -> str:
+        """The dataset's source flags, less its definition file (``dataset_file``): that is a declared
+        input of the download and prepare jobs, passed from {input} (``raw_dir_args``)."""
         opts = self.config["dataset_options"].get(dataset, {})
         args = ["--dataset", dataset]
         for key in SOURCE_KEYS:
             if key != "dataset_file" and opts.get(key) is not None:
                 args += [f"--{key.replace('_', '-')}", str(opts[key])]
-        files = [dataset_file] if isinstance(dataset_file, str) else list(dataset_file)
-        if files:
-            args += ["--dataset-file", str(files[0])]
         if opts.get("allow_unverified"):
             args.append("--allow-unverified")
         return shlex.join(args)
-
-    def source_of(self, dataset: str) -> Any:
-        """``source_args`` of ``dataset`` as a rule's params function, its definition file from the
-        job's {input} (a function per dataset: a lambda in the rules' loop over datasets would see only
-        the loop's last one)."""
-        return lambda wildcards, input: self.source_args(dataset, input.dataset_file)
 
     def dataset_file(self, dataset: str) -> list[str]:
         """``dataset_options.<dataset>.dataset_file`` (a JSON definition), as a job input: a storage
@@ -196,6 +186,21 @@ def root_of(local_path: str, planned_path: str) -> str:
     if not local.endswith(os.sep + planned):
         raise ValueError(f"{local} is not a copy of {planned}")
     return local[: -len(planned) - 1] or os.sep
+
+
+def raw_dir_args(path: str, dataset_file: Any, is_dir: bool = False) -> str:
+    """The value after ``--raw-dir`` in the download and prepare commands: the raw folder (``path``, or
+    the folder of the file ``path`` unless ``is_dir``), then ``--dataset-file <the declared input>``
+    when the dataset has a definition file (``dataset_file``: the job's ``input.dataset_file``, a path
+    or an empty list).
+
+    Why on this param: Snakemake reruns a finished job whose shell command or recorded static params
+    changed (its default ``code`` and ``params`` triggers), and a rerun prepare job would retrain every
+    run after it. This param is a function of the job's files, not recorded, so the flag is added here
+    and the commands and static params of datasets without a definition file stay as they were."""
+    files = [dataset_file] if isinstance(dataset_file, str) else list(dataset_file)
+    folder = path if is_dir else os.path.dirname(path)
+    return folder + (" " + shlex.join(["--dataset-file", str(files[0])]) if files else "")
 
 
 def params_file_args(files: list[str]) -> str:

@@ -85,7 +85,8 @@ def test_bad_config_fails_before_any_job(tmp_path: Path, override: str, named: s
 
 def test_a_dataset_definition_file_is_a_declared_input(tmp_path: Path) -> None:
     """``dataset_options.<ds>.dataset_file`` is read by the download and prepare jobs: declared as their
-    input (a storage plugin stages it; editing it reruns them) and passed from {input}."""
+    input (a storage plugin stages it; editing it reruns them) and passed from {input}. (It rides on the
+    --raw-dir param so that datasets without one keep their commands: onebp_plan.raw_dir_args.)"""
     import json
 
     import yaml
@@ -105,4 +106,4 @@ def test_a_dataset_definition_file_is_a_declared_input(tmp_path: Path) -> None:
         block = out.split(f"rule {rule}:", 1)[1].split("\n\n", 1)[0]
         inputs = next(line for line in block.splitlines() if line.strip().startswith("input:"))
         assert "defs/mydata.json" in inputs.split(":", 1)[1].strip().split(", "), block
-    assert out.count("--dataset mydata --dataset-file defs/mydata.json") == 2, out[-3000:]
+    assert out.count("--dataset mydata --raw-dir data/raw --dataset-file defs/mydata.json") == 2, out[-3000:]

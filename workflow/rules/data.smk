@@ -24,10 +24,10 @@ for _dataset, _rule_name in DOWNLOAD_RULES.items():
             raw=[update(f) for f in PLAN.raw_files(_dataset)],
         params:
             onebp=ONEBP,
-            # the definition file from {input} (the same value as before for a dataset without one, so
-            # existing outputs stay up to date under Snakemake's params trigger)
-            source=PLAN.source_of(_dataset),
-            raw_dir=subpath(output.marker, parent=True),  # data/raw (the storage plugin's local copy)
+            source=PLAN.source_args(_dataset),
+            # data/raw (the storage plugin's local copy), and the dataset's definition file from {input}
+            # when it has one (raw_dir_args says why it rides on this param)
+            raw_dir=lambda wc, input, output: onebp_plan.raw_dir_args(output.marker, input.dataset_file),
         conda:
             "../envs/onebp.yaml"
         log:
@@ -47,10 +47,12 @@ rule prepare:
         directory("data/splits/{dataset}/{prep}"),
     params:
         onebp=ONEBP,
-        source=lambda wc, input: PLAN.source_args(wc.dataset, input.dataset_file),
+        source=lambda wc: PLAN.source_args(wc.dataset),
         prepare=lambda wc: PLAN.prepare_cli(wc.dataset, wc.prep.split("-", 1)[0]),
-        # RAW_DIR of data/raw/<dataset>/<file>, where the declared raw files were put (locally: data/raw)
-        raw_dir=lambda wc, input: onebp_plan.raw_dir_of(input.raw[0]),
+        # RAW_DIR of data/raw/<dataset>/<file>, where the declared raw files were put (locally: data/raw),
+        # and the definition file from {input} when the dataset has one (see raw_dir_args)
+        raw_dir=lambda wc, input: onebp_plan.raw_dir_args(onebp_plan.raw_dir_of(input.raw[0]), input.dataset_file,
+                                                          is_dir=True),
     conda:
         "../envs/onebp.yaml"
     log:
