@@ -8,6 +8,7 @@ Rules call the `onebp` command line; the plan (which splits, runs and paths) is 
 workflow/onebp_plan.py from the validated config. See workflow/README.md.
 """
 
+import json
 import os
 import sys
 from pathlib import Path

@@ -159,6 +159,13 @@ class StudyPlan:
                 return layer[key]
         return default
 
+    def largest_job_resource(self, key: str, default: Any) -> Any:
+        """The largest ``job_resource`` over the study's datasets × methods (a job that runs them all,
+        as ``snakemake estimate`` does, needs the most any of them needs)."""
+        values = [self.job_resource(ds, m, key, default) for ds in self.config["datasets"]
+                  for m in self.config["methods"]]
+        return max(values, default=default)
+
     def primary_protocol(self) -> str:
         protocols = self.config["protocols"]
         return "clean" if "clean" in protocols else protocols[0]

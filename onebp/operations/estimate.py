@@ -103,7 +103,8 @@ def load_config(workflow_dir: Path, configfiles: list[str], config_json: str | N
 
     if config_json:
         try:
-            config = json.loads(Path(config_json).read_text())
+            # "-": from standard input (the workflow's estimate rule pipes the config it was built from)
+            config = json.loads(sys.stdin.read() if config_json == "-" else Path(config_json).read_text())
         except (OSError, UnicodeDecodeError) as exc:
             raise UserError(f"--config-json {config_json}: cannot read ({getattr(exc, 'strerror', None) or 'not text'})"
                             ) from None
@@ -449,7 +450,8 @@ def render(costs: dict[str, Cost], gpus: int, device: str, timings: dict[tuple[s
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("estimate", help="time a few epochs per dataset x method here and price the configured study")
     p.add_argument("--configfile", action="append", default=[], help="preset merged on top of config.yaml (repeatable)")
-    p.add_argument("--config-json", help="an already merged config (what the Snakefile holds), instead of the YAML files")
+    p.add_argument("--config-json", help="an already merged config (what the Snakefile holds), instead of the YAML "
+                                         "files; - reads it from standard input")
     p.add_argument("--workflow-dir", type=Path, default=Path("."), help="repository root (config.yaml, workflow/)")
     p.add_argument("--workdir", type=Path, default=None, help="where data/splits is (default: the workflow dir)")
     p.add_argument("--data", action="append", default=[], metavar="DATASET=DIR", help="a prepared split to time on")

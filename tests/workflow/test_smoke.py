@@ -209,3 +209,15 @@ def test_saved_study_resumes_on_a_new_machine(smoke: tuple[Path, Path, float], t
     assert r.returncode != 0
     run_dir = config_json.parent.relative_to(fresh).as_posix()
     assert f"{run_dir}: ran with batch_size={recorded['batch_size'] + 1}" in r.stdout + r.stderr
+
+
+def test_the_estimate_rule_prices_the_study_from_declared_files(smoke: tuple[Path, Path, float]) -> None:
+    """`snakemake estimate`: a job like the others (it holds the device slots as the bench job does); the
+    merged config it prices is piped, nothing undeclared is left beside results/estimate.md."""
+    work, configfile, _ = smoke
+    env = {"ONEBP_GPUS": "0,1", "ONEBP_FAKE_GPUS": "1", "ONEBP_GPU_SLOTS_DIR": str(work / "gpu-slots")}
+    r = snakemake(work, "estimate", "--cores", "2", "--resources", "gpu=2", "--configfile", str(configfile), env=env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    text = (work / "results" / "estimate.md").read_text()
+    assert "Device-hours" in text and "| tiny " in text
+    assert sorted(p.name for p in (work / "results").glob("estimate*")) == ["estimate.md"]
