@@ -38,11 +38,10 @@ def _read_env(path: Path) -> dict:
     return env
 
 
-def machine(env_files: list[Path]) -> str:
+def machine(envs: list[dict]) -> str:
     """One line per distinct machine the runs ran on (device, processor, platform, torch, threads)."""
     seen = []
-    for p in env_files:
-        e = _read_env(p)
+    for e in envs:
         line = (f"{e.get('device_name') or e.get('device')} ({e.get('device')}), processor "
                 f"{e.get('processor')}, {e.get('platform')}, Python {e.get('python')}, torch "
                 f"{(e.get('packages') or {}).get('torch')}, {e.get('torch_threads')} torch thread(s)")
@@ -51,13 +50,12 @@ def machine(env_files: list[Path]) -> str:
     return "\n".join(f"- {s}" for s in seen) or "- (no env.json found)"
 
 
-def code_revisions(env_files: list[Path]) -> str:
+def code_revisions(envs: list[dict]) -> str:
     """One line per commit the runs ran from (``git_revision`` in env.json, shortened), with how many
     runs; a run whose tree had uncommitted changes (``git_dirty``) is counted apart — its code is not
     that commit's. Most runs first."""
     counts: dict[str, int] = {}
-    for p in env_files:
-        e = _read_env(p)
+    for e in envs:
         rev = e.get("git_revision")
         label = f"`{str(rev)[:7]}`" if rev else "no git revision recorded (not run from a checkout)"
         if rev and e.get("git_dirty"):
@@ -99,7 +97,8 @@ def freeze(workdir: str | Path, out: str | Path, command: str, wall: str, note: 
     # Every destination under --out, or nothing is written (a run_dir with '..' must not escape), and
     # the README's machine and code lines read before anything is copied.
     targets = [(src, inside(out, rel, "reference file")) for src, rel in plan]
-    machines, code = machine(envs), code_revisions(envs)
+    env_records = [_read_env(p) for p in envs]  # read once, for both README sections
+    machines, code = machine(env_records), code_revisions(env_records)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for src, dst in targets:
