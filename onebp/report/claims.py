@@ -35,9 +35,12 @@ QUALITY_RULE = (
 )
 SPEED_RULE = (
     "Computation claims (OneBP cheaper than TwoBP): from the dedicated benchmark (alone on the machine, "
-    "methods interleaved, repeated). **supported** when every OneBP repeat is faster than every TwoBP "
-    "repeat (max OneBP < min TwoBP); **not supported** when every OneBP repeat is slower (min OneBP > "
-    "max TwoBP); **inconclusive** when the ranges overlap. Time to quality = selected epoch × s/epoch + "
+    "methods interleaved and repeated, so repeat r of OneBP and repeat r of TwoBP ran back to back and form "
+    "a pair). Effect: the geometric mean over pairs of the time ratio OneBP / TwoBP with a 95 % t interval; "
+    "p: paired t-test on the log ratios (two-sided; not corrected across rows). **supported** when the "
+    "interval lies below 1 (p < α); **not supported** when it lies above 1; **inconclusive** otherwise, or "
+    "with fewer than 2 pairs. Pairing keeps one slow repeat (the machine's load drifting) from deciding the "
+    "verdict, which a comparison of the two ranges let it do. Time to quality = selected epoch × s/epoch + "
     "evaluations × s/evaluation, per repeat."
 )
 BUDGET_RULE = (
@@ -161,19 +164,26 @@ def quality_verdict(ci_low: float, ci_high: float, p_holm: float, alpha: float) 
     return INCONCLUSIVE
 
 
-def speed_verdict(a: np.ndarray, b: np.ndarray) -> str:
-    """The rule in ``SPEED_RULE``: ``a`` (OneBP) repeats against ``b`` (TwoBP) repeats."""
-    if len(a) == 0 or len(b) == 0:
+def speed_verdict(ratio_low: float, ratio_high: float, p: float, alpha: float = 0.05) -> str:
+    """The rule in ``SPEED_RULE``: the 95 % interval of the paired time ratio A / B and its p."""
+    if not (np.isfinite(ratio_low) and np.isfinite(ratio_high) and np.isfinite(p)):
         return INCONCLUSIVE
-    if a.max() < b.min():
+    if ratio_high < 1 and p < alpha:
         return SUPPORTED
-    if a.min() > b.max():
+    if ratio_low > 1 and p < alpha:
         return NOT_SUPPORTED
     return INCONCLUSIVE
 
 
+def _by_repeat(r: pd.DataFrame, column: str) -> pd.Series:
+    """A method's benchmark records as a Series over repeats (record order when none is numbered)."""
+    index = r["repeat"].astype(int).to_numpy() if "repeat" in r and r["repeat"].notna().all() else range(len(r))
+    return pd.Series(r[column].to_numpy(float), index=index)
+
+
 def speed_rows(bench: pd.DataFrame | None, df: pd.DataFrame, datasets: list[str], reference: str = "onebp",
-               twin: str = "twobp") -> list[dict]:
+               twin: str = "twobp", alpha: float = 0.05) -> list[dict]:
+    """Claims 2a/2b per dataset under ``SPEED_RULE``, from the benchmark's repeats paired by number."""
     from onebp.report.efficiency import _selected
 
     rows = []
@@ -189,23 +199,26 @@ def speed_rows(bench: pd.DataFrame | None, df: pd.DataFrame, datasets: list[str]
             per = {}
             for m in (reference, twin):
                 r = b[b["method"] == m]
-                epoch = r["epoch_seconds_median"].to_numpy(float)
+                epoch = _by_repeat(r, "epoch_seconds_median")
                 if claim == "2a":
                     per[m] = epoch
                     continue
                 s = sel[(sel["dataset"] == ds) & (sel["method"] == m)]
                 if s.empty:
-                    per[m] = np.array([])
+                    per[m] = epoch.iloc[0:0]
                     continue
                 e, every = float(s["selected_epoch"].iloc[0]), int(s["eval_every"].iloc[0])
-                per[m] = e * epoch + (e // every) * r["eval_seconds_median"].to_numpy(float)
+                per[m] = e * epoch + (e // every) * _by_repeat(r, "eval_seconds_median")
             a, bb = per[reference], per[twin]
-            if len(a) == 0 or len(bb) == 0:
+            if a.empty or bb.empty:
                 rows.append({**row, "status": "not run", "verdict": "not run", "runs": ""})
                 continue
-            rows.append({**row, "status": "ok", "mean_a": float(np.median(a)), "mean_b": float(np.median(bb)),
+            common = a.index.intersection(bb.index)  # a repeat one method lacks has no pair
+            ratio = significance.paired_time_ratio(a.loc[common].to_numpy(), bb.loc[common].to_numpy(), 1 - alpha)
+            rows.append({**row, "status": "ok", "mean_a": float(a.median()), "mean_b": float(bb.median()),
                          "min_a": float(a.min()), "max_a": float(a.max()), "min_b": float(bb.min()),
-                         "max_b": float(bb.max()), "n_seeds": len(a), "verdict": speed_verdict(a, bb),
+                         "max_b": float(bb.max()), "n_seeds": len(common), **ratio,
+                         "verdict": speed_verdict(ratio["ratio_low"], ratio["ratio_high"], ratio["p_ratio"], alpha),
                          "runs": f"[benchmark](bench/{ds}.json)"})
     return rows
 
@@ -241,7 +254,8 @@ def attach_cap(frame: pd.DataFrame, df: pd.DataFrame, caps: pd.DataFrame | None 
         return frame
     caps = cap_frame(df) if caps is None else caps
     out = frame.copy()
-    raw = out["raw_verdict"] if "raw_verdict" in out else out["verdict"]
+    # rows recomputed into a frozen table (computation) carry no raw verdict yet: their verdict is raw
+    raw = out["raw_verdict"].fillna(out["verdict"]) if "raw_verdict" in out else out["verdict"]
     cap_a, cap_b, verdicts = [], [], []
     for r, rv in zip(out.to_dict("records"), raw, strict=True):
         capped = r.get("status") == "ok" and (r.get("kind") == "quality" or r.get("claim") == "2b")
@@ -279,15 +293,19 @@ def claims_frame(df: pd.DataFrame, bench: pd.DataFrame | None = None, metrics: l
                                                    q.get("ci_low", np.nan), q.get("ci_high", np.nan),
                                                    q["p_users_holm"], strict=True)]
     datasets = claim_datasets(df, reference)
-    s = pd.DataFrame(speed_rows(bench, df, datasets, reference, twin))
-    out = pd.concat([q, s], ignore_index=True)
-    if out.empty:
-        return out
+    s = pd.DataFrame(speed_rows(bench, df, datasets, reference, twin, alpha))
+    out = in_claim_order(pd.concat([q, s], ignore_index=True), datasets)
+    return out if out.empty else attach_cap(out, df)
+
+
+def in_claim_order(frame: pd.DataFrame, datasets: list[str]) -> pd.DataFrame:
+    """Claims rows by dataset (in ``datasets``' order), then claim, then metric."""
+    if frame.empty:
+        return frame
     order = {c: i for i, c in enumerate(["1a", "1b", "2a", "2b", "3a", "3b", "3c"])}
-    out = out.assign(_c=out["claim"].map(order), _d=out["dataset"].map(datasets.index))
-    out = (out.sort_values(["_d", "_c", "metric"], kind="stable").drop(columns=["_c", "_d"])
-           .reset_index(drop=True))
-    return attach_cap(out, df)
+    frame = frame.assign(_c=frame["claim"].map(order), _d=frame["dataset"].map(datasets.index))
+    return (frame.sort_values(["_d", "_c", "metric"], kind="stable").drop(columns=["_c", "_d"])
+            .reset_index(drop=True))
 
 
 def _f(v: float, digits: int = 4) -> str:
@@ -320,8 +338,10 @@ def render_claims(c: pd.DataFrame) -> pd.DataFrame:
         else:
             values = (f"{r['mean_a']:.4g} [{r['min_a']:.4g}–{r['max_a']:.4g}] vs {r['mean_b']:.4g} "
                       f"[{r['min_b']:.4g}–{r['max_b']:.4g}] s ({int(r['n_seeds'])} repeats)")
-            effect = f"× {r['mean_a'] / r['mean_b']:.3f} (median ratio)"
-            p = "n/a (range rule)"
+            effect = (f"× {r['ratio']:.3f} [{r['ratio_low']:.3f}, {r['ratio_high']:.3f}] (paired ratio)"
+                      if np.isfinite(r.get("ratio_low", np.nan)) else
+                      f"× {r.get('ratio', r['mean_a'] / r['mean_b']):.3f} (too few pairs for an interval)")
+            p = f"pairs {_p(r.get('p_ratio'))} (not corrected)"
         cap = "" if not r.get("cap_a") and not r.get("cap_b") else f"{r.get('cap_a', '')}; {r.get('cap_b', '')}"
         rows.append({**base, "values": values, "effect [95% CI]": effect, "p (Holm)": p,
                      "verdict": r["verdict"], "raw verdict": r.get("raw_verdict", r["verdict"]),

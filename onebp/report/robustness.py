@@ -113,6 +113,18 @@ def source_claims(src: Source, metrics: list[str] | None = None, reference: str 
                      f"`{src.frozen_claims.parent.name}/{src.frozen_claims.name}` (the runs' per-user arrays are "
                      "not shipped); cap columns and budget verdicts recomputed from its results.csv and "
                      "runs/*/config.json.")
+    if bench is not None and not bench.empty:
+        # The computation rows need no per-user arrays: recompute them from the shipped benchmark, so every
+        # column is judged by the current SPEED_RULE (a frozen claims.csv may hold an older rule's verdict).
+        speed = frozen["kind"] == "speed"
+        datasets = list(dict.fromkeys(frozen.loc[speed, "dataset"]))
+        fresh = pd.DataFrame(C.speed_rows(bench, src.df, datasets, reference, twin, alpha))
+        if not fresh.empty:
+            order = list(dict.fromkeys(frozen["dataset"]))
+            frozen = C.in_claim_order(pd.concat([frozen[~speed], fresh], ignore_index=True), order)
+            src.notes.append(f"{src.label}: computation rows (2a, 2b) recomputed from its shipped benchmark "
+                             f"({', '.join(p.name for p in src.bench)}) under the current rule; its own REPORT.md, "
+                             "written when it was frozen, may show an older rule's verdict.")
     if base is not None and "runs" in frozen:  # its links are relative to its own folder
         rel = os.path.relpath(src.path.parent, base)
         if rel != ".":
@@ -181,6 +193,9 @@ def _effect(r: dict) -> str:
         if not np.isfinite(d):
             return ""
         return f"Δ {d:+.4f} [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]"
+    lo, hi = r.get("ratio_low", math.nan), r.get("ratio_high", math.nan)
+    if np.isfinite(lo) and np.isfinite(hi):
+        return f"× {r['ratio']:.3f} [{lo:.3f}, {hi:.3f}]"
     a, b = r.get("mean_a", math.nan), r.get("mean_b", math.nan)
     return f"× {a / b:.3f}" if np.isfinite(a) and np.isfinite(b) and b else ""
 
@@ -257,10 +272,10 @@ HEADLINE_START, HEADLINE_END = "<!-- headline-matrix -->", "<!-- /headline-matri
 
 
 def _short_effect(effect: str) -> str:
-    """``Δ +0.0302 [+0.0252, +0.0351]`` → ``+0.030``; ``× 1.060`` stays."""
+    """``Δ +0.0302 [+0.0252, +0.0351]`` → ``+0.030``; ``× 0.729 [0.593, 0.897]`` → ``×0.729``."""
     if effect.startswith("Δ "):
         return f"{float(effect.split()[1]):+.3f}"
-    return effect.replace(" ", "")
+    return effect.split(" [")[0].replace(" ", "")
 
 
 def headline_table(matrix: pd.DataFrame, columns: list[str]) -> str:
@@ -293,9 +308,9 @@ def headline_into(text: str, matrix_md: str, where: str) -> str:
 
 MATRIX_RULE = (
     "Each cell: the verdict under the report's rules (quality: bootstrap CI over users and Holm-corrected "
-    "Wilcoxon p; computation: the benchmark's range rule; **budget-bound** when either side is cap-bound "
+    "Wilcoxon p; computation: paired t-test on log time ratios over the benchmark's interleaved repeats; **budget-bound** when either side is cap-bound "
     "in most runs, its raw statistical verdict in parentheses) and the effect (Δ = A − B with its 95 % CI, "
-    "or the median time ratio A / B). Overall: *holds everywhere* / *fails everywhere* / *inconclusive "
+    "or the paired time ratio A / B, geometric mean with its 95 % CI). Overall: *holds everywhere* / *fails everywhere* / *inconclusive "
     "everywhere* (one verdict in every column), *budget-bound somewhere* (a budget did not decide it in "
     "some column; the raw verdicts summarised the same way in parentheses), *depends on the dataset* / "
     "*on the budget* (verdicts differ between datasets / only between budgets of one dataset); *(one "

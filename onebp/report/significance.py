@@ -136,3 +136,35 @@ def deterministic(values: pd.Series) -> bool:
     """True when a method's per-seed values do not depend on the seed (≥ 2 seeds, all equal)."""
     v = values.to_numpy(float)
     return len(v) >= 2 and bool(np.all(v == v[0]))
+
+
+TIME_RATIO_TEST = ("paired t-test on log time ratios over interleaved benchmark repeats (scipy.stats.ttest_1samp); "
+                   "effect: their geometric mean with a 95 % t confidence interval")
+
+
+def paired_time_ratio(a: np.ndarray, b: np.ndarray, confidence: float = 0.95) -> dict[str, float]:
+    """``a[r] / b[r]`` over benchmark repeats ``r`` (methods interleaved, so repeat r of each ran back to
+    back: a pair that shares the machine's state). Times are skewed and a ratio is what a reader
+    wants, so the test is on log ratios: ``ratio`` is their geometric mean, ``ratio_low``/``ratio_high``
+    its two-sided t interval, ``p_ratio`` the two-sided p of "mean log ratio = 0", ``n_pairs`` the pairs.
+    Fewer than 2 pairs: no interval, p NaN. Identical ratios (no spread): the interval is that ratio
+    and p is 0 (1 when the ratio is exactly 1)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if a.shape != b.shape:
+        raise ValueError(f"paired repeats differ in number: {a.shape} vs {b.shape}")
+    ok = np.isfinite(a) & np.isfinite(b) & (a > 0) & (b > 0)
+    logs = np.log(a[ok] / b[ok])
+    n = len(logs)
+    out = {"ratio": float(np.exp(logs.mean())) if n else np.nan, "ratio_min": float(np.exp(logs.min())) if n else np.nan,
+           "ratio_max": float(np.exp(logs.max())) if n else np.nan, "ratio_low": np.nan, "ratio_high": np.nan,
+           "p_ratio": np.nan, "n_pairs": n}
+    if n < 2:
+        return out
+    if np.allclose(logs, logs[0]):
+        out.update(ratio_low=out["ratio"], ratio_high=out["ratio"], p_ratio=1.0 if np.isclose(logs[0], 0.0) else 0.0)
+        return out
+    se = logs.std(ddof=1) / np.sqrt(n)
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * se
+    out.update(ratio_low=float(np.exp(logs.mean() - half)), ratio_high=float(np.exp(logs.mean() + half)),
+               p_ratio=float(stats.ttest_1samp(logs, 0.0).pvalue))
+    return out

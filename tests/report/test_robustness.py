@@ -140,9 +140,9 @@ def test_one_study_with_two_datasets_opens_with_the_matrix(tmp_path: Path) -> No
     assert "depends on the dataset" in m  # onebp better on small, worse on big
 
 
-def test_frozen_reference_uses_its_claims_table_and_says_so(tmp_path: Path) -> None:
-    """A reference keeps no per-user arrays: the statistics come from its frozen tables/claims.csv,
-    the cap columns are recomputed, and a note says which sources were read so."""
+def _frozen_reference(tmp_path: Path) -> Path:
+    """A reference folder as `onebp report reference` writes it: results.csv, tables/claims.csv (from
+    runs with no benchmark: 2a/2b "not run"), runs/*/{metrics,config,env}.json and no per-user arrays."""
     work = tmp_path / "work"
     csv = _study(work / "results", "toy", 0.05, capped=True)
     frozen = C.claims_frame(pd.read_csv(csv))
@@ -158,6 +158,13 @@ def test_frozen_reference_uses_its_claims_table_and_says_so(tmp_path: Path) -> N
         dst.mkdir(parents=True)
         for f in ("metrics.json", "config.json", "env.json"):
             shutil.copyfile(d.parent / f, dst / f)
+    return ref
+
+
+def test_frozen_reference_uses_its_claims_table_and_says_so(tmp_path: Path) -> None:
+    """A reference keeps no per-user arrays: the statistics come from its frozen tables/claims.csv,
+    the cap columns are recomputed, and a note says which sources were read so."""
+    ref = _frozen_reference(tmp_path)
     src = load_source(ref)
     assert all(str(d).startswith(str(ref)) for d in src.df["run_dir"])  # found under the folder's runs/
     got = source_claims(src).set_index(["claim", "metric"])
@@ -170,6 +177,31 @@ def test_frozen_reference_uses_its_claims_table_and_says_so(tmp_path: Path) -> N
 
     with pytest.raises(UserError, match="per_user_test.npz"):
         source_claims(load_source(ref))
+
+
+def test_a_frozen_references_computation_rows_are_recomputed_from_its_benchmark(tmp_path: Path) -> None:
+    """2a/2b need no per-user arrays: they are judged again from the shipped bench/*.json under the
+    current rule, whatever verdict the frozen claims.csv holds, and the note says so."""
+    ref = _frozen_reference(tmp_path)
+    claims = pd.read_csv(ref / "tables" / "claims.csv")
+    speed = claims["kind"] == "speed"
+    assert set(claims.loc[speed, "verdict"]) == {"not run"}
+    claims.loc[speed, ["status", "verdict"]] = ["ok", "not supported"]  # a stale verdict, e.g. an older rule's
+    claims.to_csv(ref / "tables" / "claims.csv", index=False)
+    # OneBP faster in every interleaved pair, yet its slowest repeat is slower than TwoBP's fastest
+    from tests.report.test_claims import _bench_file
+
+    _bench_file(ref, "toy", [1.0, 1.3, 0.9, 1.1, 1.05], [1.25, 1.6, 1.2, 1.4, 1.3])
+    src = load_source(ref)
+    got = source_claims(src)
+    assert list(got["claim"]) == list(claims["claim"])  # the rows keep their places
+    row = got.set_index("claim").loc["2a"]
+    assert row["verdict"] == "supported" and row["n_pairs"] == 5
+    assert row["ratio"] == pytest.approx(np.exp(np.mean(np.log(np.array([1.0, 1.3, 0.9, 1.1, 1.05])
+                                                              / np.array([1.25, 1.6, 1.2, 1.4, 1.3])))))
+    assert got.set_index("claim").loc["2b", "status"] == "ok"  # selected epoch × s/epoch + evaluations
+    assert any("recomputed from its shipped benchmark (toy.json)" in n for n in src.notes)
+    assert got.set_index(["claim", "metric"]).loc[("1a", "ndcg@20"), "raw_verdict"] == "supported"  # untouched
 
 
 def test_label_count_must_match(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -220,6 +252,10 @@ def test_headline_is_one_row_per_claim_with_short_effects(tmp_path: Path) -> Non
     assert main(["report", "claims", "--results", str(a.parent), "--results", str(b), "--matrix", str(page)]) == 0
     text = page.read_text()
     assert text.index(HEADLINE_START) < text.index(HEADLINE_END) < text.index("## Robustness")
+    from onebp.report.robustness import _short_effect
+
+    assert _short_effect("× 0.729 [0.593, 0.897]") == "×0.729"  # the interval stays in the full matrix
+    assert _short_effect("Δ +0.0302 [+0.0252, +0.0351]") == "+0.030"
 
 
 def test_headline_into_fills_the_readme_block_and_refuses_a_readme_without_markers(tmp_path: Path, capsys) -> None:
