@@ -175,7 +175,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = rsub.add_parser("reference", help="freeze a finished workflow directory as shipped reference results")
     p.add_argument("--workdir", default=".", help="the workflow's directory (holds results/)")
-    p.add_argument("--out", required=True, help="e.g. results/reference/ml-100k")
+    p.add_argument("--out", required=True,
+                   help="e.g. results/reference/ml-100k; built beside it and swapped in whole, so an earlier "
+                        "freeze there is replaced (never mixed); a non-empty folder this command did not write "
+                        "is refused")
     p.add_argument("--command", required=True, help="the command that made the results (for the README)")
     p.add_argument("--wall", required=True, help="its wall time, e.g. '1 min 40 s' (for the README)")
     p.add_argument("--note", default="", help="an extra paragraph for the README")
