@@ -174,3 +174,118 @@ def test_claims_on_an_empty_csv_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"results\.csv: empty, not a results table"):
         _cli(["report", "claims", "--results", str(empty), "--out", str(tmp_path / "REPORT.md")])
     assert not (tmp_path / "REPORT.md").exists()
+
+
+# -- seeds are matched, not counted (audit: a rerun lacking seeds, or one seed repeated, passed) ---------
+
+#: a deterministic method (EASE, MostPop): the same value for every seed, a row per seed all the same
+WITH_EASE = {**TIGHT, ("ease", "ndcg", 20): [0.4050] * 5}
+
+
+def test_a_rerun_lacking_seeds_misses_them(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: cells() counted rows, so seed 0 alone — equal to the mean of a deterministic method —
+    'agreed', and the command printed 'the rerun matches the reference' (exit 0)."""
+    ref = _table(WITH_EASE)
+    assert (cmp.compare(ref, ref)["status"] == "agree").all()  # a deterministic method matches seed by seed
+    rerun = ref[ref["seed"] == 0]
+    m = cmp.compare(rerun, ref).set_index("method")
+    assert (m["status"] == "missing in rerun").all()
+    assert m.loc["ease", "why"] == "seeds 1, 2, 3, 4 missing"
+    assert cmp.run(_write(rerun, tmp_path / "rerun.csv"), _write(ref, tmp_path / "ref.csv")) == 1
+    out = capsys.readouterr().out
+    assert "missing in rerun (seeds 1, 2, 3, 4 missing)" in out and "does NOT match" in out
+    # one seed of one cell lacking is enough; seeds only the rerun has are compared, not missing
+    one = ref.drop(index=ref.index[(ref["method"] == "twobp") & (ref["seed"] == 3)])
+    m = cmp.compare(one, ref).set_index("method")
+    assert m.loc["twobp", "status"] == "missing in rerun" and m.loc["twobp", "why"] == "seed 3 missing"
+    assert (m.drop(index="twobp")["status"] == "agree").all()
+    assert (cmp.compare(ref, one)["status"] == "agree").all()
+
+
+def test_rows_with_an_empty_key_do_not_stand_in_for_their_seeds(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: seed 1's rows, their dataset field empty, were set aside as cells only in the rerun and
+    the four other seeds 'matched' (exit 0)."""
+    ref = _table(TIGHT)
+    rerun = ref.copy()
+    rerun.loc[rerun["seed"] == 1, "dataset"] = np.nan
+    assert cmp.run(_write(rerun, tmp_path / "rerun.csv"), _write(ref, tmp_path / "ref.csv")) == 1
+    out = capsys.readouterr().out
+    assert out.count("missing in rerun (seed 1 missing)") == 2 and "2 cells only in the rerun" in out
+
+
+@pytest.mark.parametrize("side", ["rerun", "ref"])
+def test_a_seed_twice_is_refused(tmp_path: Path, side: str) -> None:
+    """Before: seed 0's rows five times read as five seeds, '(5)', and matched (exit 0)."""
+    ref = _table(TIGHT)
+    five = pd.concat([ref[ref["seed"] == 0]] * 5, ignore_index=True)
+    paths = {"rerun": tmp_path / "rerun.csv", "ref": tmp_path / "ref.csv"}
+    _write(ref, paths["rerun"] if side == "ref" else paths["ref"])
+    _write(five, paths[side])
+    with pytest.raises(UserError, match=rf"{side}\.csv: seed 0 of cell toy/onebp/main/clean/test/ndcg@20 "
+                                        r"has 5 rows \(lines 2, 4, 6, 8, \.\.\.\)") as err:
+        _cli(["report", "compare", str(paths["rerun"]), str(paths["ref"])])
+    assert "\n" not in str(err.value)
+
+
+def test_two_settings_sharing_a_tag_or_a_seed_not_a_number_are_refused(tmp_path: Path) -> None:
+    ref = _table(TIGHT)
+    other = ref.assign(setting="main-ffffffff", value=ref["value"] + 0.02)
+    with pytest.raises(UserError, match="settings main-0000abcd and main-ffffffff share the tag 'main'"):
+        cmp.run(_write(pd.concat([ref, other]), tmp_path / "rerun.csv"), _write(ref, tmp_path / "ref.csv"))
+    blank = ref.astype({"seed": object})
+    blank.loc[3, "seed"] = None
+    with pytest.raises(UserError, match=r"rerun\.csv:5: seed empty is not a whole number"):
+        cmp.run(_write(blank, tmp_path / "rerun.csv"), _write(ref, tmp_path / "ref.csv"))
+
+
+@pytest.mark.parametrize("cut", [",ndcg,2", ",ndcg,20,0.41", ",ndcg,20"])
+def test_a_cut_last_row_is_missing_not_an_extra_cell(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                     cut: str) -> None:
+    """Before: a rerun cut inside its last row's k field ('...,ndcg,2') had a cell ndcg@2 only the
+    rerun has (not counted) and ndcg@20 compared on the four other seeds: 'matches', exit 0. Cut
+    inside the value, the shortened number (0.41 for 0.4122) was compared as if whole."""
+    ref = _table(TIGHT)
+    text = ref.to_csv(index=False)
+    last = text.rstrip("\n").rsplit("\n", 1)[1]
+    assert last.startswith("toy,twobp,main-0000abcd,4,clean,test,ndcg,20,")
+    rerun = tmp_path / "rerun.csv"
+    rerun.write_text(text[:text.rindex(last)] + last[:last.index(",ndcg,20,")] + cut)
+    assert cmp.run(str(rerun), _write(ref, tmp_path / "ref.csv")) == 1
+    out = capsys.readouterr().out
+    assert "not in reference" not in out and "cells only in the rerun" not in out
+    assert "missing in rerun (seed 4 missing)" in out and "rerun.csv:11: the last row is cut short" in out
+    # the same file with its last row whole (and its line end) matches
+    rerun.write_text(text)
+    assert cmp.run(str(rerun), _write(ref, tmp_path / "ref.csv")) == 0
+
+
+def test_match_seeds_false_compares_values_only() -> None:
+    """benchmarks/compare_false_alarms.py compares disjoint halves of a reference's seeds."""
+    ref = _table(WITH_EASE)
+    first, rest = ref[ref["seed"] < 3], ref[ref["seed"] >= 3]
+    assert (cmp.compare(rest, first)["status"] == "missing in rerun").all()
+    assert (cmp.compare(rest, first, match_seeds=False)["status"] == "agree").all()
+
+
+# -- one noisy reference cell must not widen every method's allowance (audit: σ 0.38 let −0.15 pass) ----
+
+def test_one_noisy_reference_cell_does_not_widen_the_others(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: the pooled spread was the root mean of all cells' variances, so twobp's seed collapsed
+    to 0.0 gave onebp σ ≈ 0.12 and a −0.15 regression of onebp 'agreed' (allowance ≈ 0.38)."""
+    ref = _table(WITH_EASE)
+    ref.loc[(ref["method"] == "twobp") & (ref["seed"] == 0), "value"] = 0.0
+    for method in ("onebp", "ease"):
+        rerun = ref.copy()
+        rerun.loc[rerun["method"] == method, "value"] -= 0.15
+        m = cmp.compare(rerun, ref).set_index("method")
+        assert m.loc[method, "status"] == "disagree", m[["delta", "allowed", "status"]]
+        assert (m.drop(index=method)["status"] == "agree").all()
+    assert cmp.run(_write(rerun, tmp_path / "rerun.csv"), _write(ref, tmp_path / "ref.csv")) == 1
+    assert "does NOT match" in capsys.readouterr().out
+    scale = cmp.cells(ref).assign(sigma=lambda c: cmp.reference_scale(c)).set_index("method")
+    # each cell's std counts into the pool at most POOL_CAP times the group's lower median (onebp's)
+    assert scale.loc["onebp", "sigma"] <= cmp.POOL_CAP * scale.loc["onebp", "std"]
+    assert scale.loc["ease", "sigma"] == pytest.approx(scale.loc["onebp", "sigma"])  # std 0: left out of the pool
+    assert scale.loc["twobp", "sigma"] == scale.loc["twobp", "std"]  # a noisy cell keeps its own spread
