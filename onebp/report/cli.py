@@ -69,18 +69,22 @@ def _check_metric_at_k(flag: str, keys: list[str]) -> None:
 #: `onebp report compare --help` (onebp/report/compare.py has the reasoning and measured rates;
 #: tests/report/test_compare.py keeps the defaults here equal to its constants)
 COMPARE_RULE = """\
-Per cell (dataset, method, setting, protocol, split, metric@k) over seeds. Only the reference's
-spread sets the allowance: sigma = the reference cell's std over seeds, at least the pooled std
-of the reference's cells of that dataset/protocol/split/metric@k (the pooled value alone for a
-one-seed cell). A reference cell disagrees when
+Per cell (dataset, method, setting, protocol, split, metric@k) over seeds, matched seed by seed: a
+reference seed the rerun lacks makes the cell *missing*; a (cell, seed) with two rows in either file,
+or a seed that is not a whole number, is refused; a rerun's cut last row is not read and fails the
+check. Only the reference's spread sets the allowance: sigma = the reference cell's std over seeds,
+at least the pooled spread of the reference's cells of that dataset/protocol/split/metric@k (root
+mean square of their stds > 0, each capped at 3x their lower median, so one collapsed seed cannot
+widen every method's allowance; the pooled value alone for a one-seed cell). A cell disagrees when
   mean check: |mean_rerun - mean_ref| > K_SIGMA * sigma * sqrt(1/n_rerun + 1/n_ref) + TOL
   seed check: some rerun seed x has |x - mean_ref| > K_SEED * sigma * sqrt(1 + 1/n_ref) + FLOOR
-  NaN: any value of the cell is NaN (either side);  missing: the rerun lacks the cell.
-Exit 1 when any reference cell disagrees or none was compared; exit 2 for an unknown --splits
-name, a split the reference lacks, or an unreadable table. Measured (benchmarks/
-compare_false_alarms.py, every 3 + 2 split of the ml-100k reference's 5 seeds): no false alarm
-in any of the 10 splits (0 of 11700 cells); one seed moved by +0.03 caught in 92.7 % of the cells
-whose seeds spread <= 0.003 (70.8 % of all cells; noisy ones such as MRR@5 spread about 0.01)."""
+  NaN: any value of the cell is NaN (either side);  missing: the rerun lacks the cell or a seed.
+Exit 1 when any reference cell disagrees, the rerun's last row was cut, or none was compared;
+exit 2 for an unknown --splits name, a split the reference lacks, or an unreadable table.
+Measured (benchmarks/compare_false_alarms.py, every 3 + 2 split of the ml-100k-200epochs
+reference's 5 seeds, values compared without seed matching): no false alarm in any of the 10
+splits (0 of 11700 cells); one seed moved by +0.03 caught in 93.0 % of the cells whose seeds
+spread <= 0.003 (71.0 % of all cells; noisy ones such as MRR@5 spread about 0.01)."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
