@@ -17,6 +17,15 @@ What is kept, by relative path (the same under the archive as under the working 
 
 Aggregates (``results.csv``, tables, figures, REPORT.md) are not kept: they are remade in minutes.
 
+A record is whole or refused: it must hold every output its rule declares (``REQUIRED``: a run's
+``per_user_test.npz``, a trial's ``curve.csv``, ...) and each file must read back (JSON files parse to
+an object, the npz opens with every array, CSV files have their header and end in a newline). ``save``
+refuses a damaged record in the working directory and ``restore`` one in the archive, both naming the
+file and before writing anything. Within a record the file that marks it finished (``metrics.json``; a
+summary's ``best.json``, a benchmark's JSON) is copied last, so a save or restore cut short (a full
+disk) leaves a record that looks unfinished — skipped, and completed by the next call — never one
+that looks finished with files missing.
+
 ``restore`` refuses before writing anything when a kept run's ``config.json`` records a split
 fingerprint (``onebp.training.split_fingerprint``) that no split under the working directory's
 ``data/splits`` has — records of another split must not pass for this one — and when a file it
@@ -42,8 +51,16 @@ from pathlib import Path
 from onebp.atomic import atomic_path
 from onebp.errors import UserError
 
-RUN_FILES = ("config.json", "env.json", "metrics.json", "curve.csv", "per_user_test.npz")
-SUMMARY_FILES = ("best.json", "trials.csv")
+#: a run's or trial's files in copy order: metrics.json, the "finished" marker, last (module docstring)
+RUN_FILES = ("config.json", "env.json", "curve.csv", "per_user_test.npz", "metrics.json")
+#: a tuning summary's files in copy order: best.json (what the runs read, and how a summary is found) last
+SUMMARY_FILES = ("trials.csv", "best.json")
+#: what each kind of run record must hold: the outputs of its rule (workflow/rules/train.smk, tune.smk);
+#: env.json is written by `onebp train` but not declared, so it is kept when there and checked, not required
+REQUIRED = {
+    "run": ("config.json", "metrics.json", "curve.csv", "per_user_test.npz"),
+    "trial": ("config.json", "metrics.json", "curve.csv"),  # a trial never evaluates the test part: no npz
+}
 IN_PROGRESS = ("run_state.json", "checkpoint.pt")  # a run folder with these is not ours to complete
 #: the order jobs produce these kinds; restored files get increasing times in this order
 STAGES = ("trial", "summary", "run", "bench")
@@ -84,14 +101,16 @@ def _finished_records(workdir: Path) -> tuple[list[Record], list[Path]]:
                 unfinished.append(rel)
                 continue
             kind = "trial" if parent.name == "tuning" else "run"
-            records.append(Record(kind, rel, [n for n in RUN_FILES if (folder / n).is_file()]))
+            # required files are listed even when absent, so that check_record names the missing one
+            names = [n for n in RUN_FILES if n in REQUIRED[kind] or (folder / n).is_file()]
+            records.append(Record(kind, rel, names))
     tuning = results / "tuning"
     for best in sorted(tuning.rglob("best.json")) if tuning.is_dir() else []:
-        if all((best.parent / n).is_file() for n in SUMMARY_FILES):
-            records.append(Record("summary", best.parent.relative_to(workdir), list(SUMMARY_FILES)))
+        records.append(Record("summary", best.parent.relative_to(workdir), list(SUMMARY_FILES)))
     bench = results / "bench"
     for js in sorted(bench.glob("*.json")) if bench.is_dir() else []:
-        names = [js.name] + ([js.with_suffix(".csv").name] if js.with_suffix(".csv").is_file() else [])
+        # the bench rule's two outputs; the JSON (how the record is found) last
+        names = [js.with_suffix(".csv").name, js.name]
         records.append(Record("bench", js.parent.relative_to(workdir), names))
     return records, unfinished
 
@@ -106,6 +125,51 @@ def _read_object(path: Path) -> dict:
     if not isinstance(data, dict):
         raise UserError(f"{path}: not a JSON object")
     return data
+
+
+def _check_text(path: Path, header: str | None) -> None:
+    """A CSV file as its writer leaves it: UTF-8, newline-terminated (a file cut short is not), and
+    with ``header`` as its first column when given."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise UserError(f"{path}: not readable ({exc.strerror or type(exc).__name__})") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not a UTF-8 text file") from None
+    if not text.endswith("\n"):
+        raise UserError(f"{path}: {'empty' if not text else 'cut short (no final newline)'}")
+    if header is not None and text.split("\n", 1)[0].split(",", 1)[0] != header:
+        raise UserError(f"{path}: no CSV header starting with {header!r}")
+
+
+def _check_npz(path: Path) -> None:
+    """Every array of ``path`` reads back (np.load alone reads only the zip's directory)."""
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            for name in data.files:
+                data[name]
+    except Exception as exc:  # zipfile, zlib, numpy and OS errors alike: the file is damaged
+        raise UserError(f"{path}: not a readable .npz file ({type(exc).__name__})") from None
+
+
+def check_record(root: Path, rec: Record) -> None:
+    """Refuse (UserError naming the file) a record with a required file missing or a file that does
+    not read back (module docstring)."""
+    folder = root / rec.folder
+    for name in rec.files:
+        path = folder / name
+        if not path.is_file():  # a link to a file is read through, as the copy does
+            what = "not a file" if path.exists() else "missing"
+            raise UserError(f"{path}: {what} (a finished {rec.kind} record holds "
+                            f"{', '.join(REQUIRED.get(rec.kind, rec.files))})")
+        if name.endswith(".json"):
+            _read_object(path)
+        elif name.endswith(".npz"):
+            _check_npz(path)
+        elif name.endswith(".csv"):
+            _check_text(path, {"curve.csv": "epoch", "trials.csv": "trial"}.get(name))
 
 
 def _copy(src: Path, dst: Path) -> None:
@@ -136,9 +200,14 @@ def save(workdir: Path, archive: Path) -> dict[str, int]:
         raise UserError(f"{workdir}: no results/ folder (not a study's working directory)")
     records, unfinished = _finished_records(workdir)
     for rec in records:  # a damaged record is named now, not when another machine restores it
-        if rec.kind in ("run", "trial"):
-            _read_object(workdir / rec.folder / "metrics.json")
-            _read_object(workdir / rec.folder / "config.json")
+        try:
+            check_record(workdir, rec)
+        except UserError as exc:
+            # a summary or benchmark shares its folder with other records: name its files instead
+            files = " and ".join(str(workdir / rec.folder / n) for n in rec.files)
+            what = workdir / rec.folder if rec.kind in REQUIRED else files
+            raise UserError(f"{exc}; nothing saved: move {what} away (its job then runs again) and save "
+                            "again") from None
     if archive.exists() and not archive.is_dir():
         raise UserError(f"{archive}: not a directory")
     todo, refused = _conflicts(workdir, archive, records)
@@ -186,11 +255,11 @@ def restore(archive: Path, workdir: Path, splits: Path | None = None) -> dict[st
     records = _archived_records(archive)
     digests = _split_digests(splits)
     for rec in records:
+        check_record(archive, rec)
         if rec.kind not in ("run", "trial"):
             continue
         config = archive / rec.folder / "config.json"
         recorded = _read_object(config).get("split_fingerprint")
-        _read_object(archive / rec.folder / "metrics.json")
         if not isinstance(recorded, str):
             raise UserError(f"{config}: records no split_fingerprint; it cannot be matched to a split here")
         if recorded not in digests:

@@ -11,7 +11,17 @@
   budget; a trial is a ``tuning_trial`` run (protocol clean: trains on train, selects on validation,
   and the trainer refuses to evaluate the test part).
 * :func:`summarize` — reads the trials' run directories, picks the best validation value (ties: the
-  lower trial number, so the defaults win ties) and writes ``trials.csv`` and ``best.json``.
+  lower trial number, so the defaults win ties) and writes ``trials.csv`` and ``best.json`` (strict
+  JSON: a value that is not a number is ``null``).
+
+What ``summarize`` refuses, before writing anything: a trial directory given twice; with a budget
+that names ``n_trials``, any other number of trials (the workflow passes every trial of the budget —
+one that diverged still writes its ``metrics.json`` and is counted as failed — so a missing one
+means the wrong set was passed); and trials that cannot be ranked against one another
+(:func:`check_comparable`: another method, dataset, select_metric, split, epoch budget, training
+seed, or a protocol other than clean) or against the budget recorded with them. A trial that
+finished (status ok) without a finite value of its select_metric is counted as failed, with the
+reason, like a diverged one.
 """
 
 from __future__ import annotations
@@ -26,7 +36,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from onebp.atomic import atomic_write, atomic_write_json
+from onebp.atomic import atomic_write
 from onebp.errors import UserError
 from onebp.methods.search_space import LogUniform, SearchSpace, Uniform
 
@@ -171,10 +181,10 @@ def trial_record(run_dir: Path, keys: Sequence[str], number: int) -> dict[str, A
     row: dict[str, Any] = {"trial": number, **{k: flat.get(k) for k in keys}}
     # what every trial of one summary must share (checked in summarize)
     row["method"], row["dataset"] = config.get("method"), config.get("dataset")
-    row["status"] = metrics.get("status", "ok")
-    row["select_metric"] = config["select_metric"]
+    row["shared"] = {f: config.get(f) for f in SHARED_FIELDS}
+    row["select_metric"] = metric = config["select_metric"]
     valid = metrics.get("valid") or {}
-    row["value"] = valid.get(config["select_metric"], math.nan) if row["status"] == "ok" else math.nan
+    row["status"], row["value"], row["reason"] = _outcome(metrics, valid, metric)
     row["selected_epoch"] = metrics.get("selected_epoch")
     row["epochs_run"] = metrics.get("epochs_run")
     row["stopped_early"] = metrics.get("stopped_early")
@@ -184,6 +194,20 @@ def trial_record(run_dir: Path, keys: Sequence[str], number: int) -> dict[str, A
     return row
 
 
+def _outcome(metrics: Mapping[str, Any], valid: Mapping[str, Any], metric: str) -> tuple[str, float, str]:
+    """(status, value, reason a trial failed or ""): a trial that finished without a finite value of
+    its select_metric is failed too ("no_value"), not silently left out of the count."""
+    status = metrics.get("status", "ok")
+    if status != "ok":
+        return str(status), math.nan, " ".join(str(metrics.get("error") or status).split())
+    if metric not in valid:
+        return "no_value", math.nan, f"no {metric} in metrics.json 'valid'"
+    value = valid[metric]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return "no_value", math.nan, f"{metric} is {value!r} in metrics.json 'valid'"
+    return "ok", float(value), ""
+
+
 def trial_dir(path: str | Path) -> Path:
     """A trial's run directory, given the directory or one of its files (``metrics.json``: what the
     workflow declares and passes, so a storage plugin's local copy is read, not a guessed path)."""
@@ -191,36 +215,97 @@ def trial_dir(path: str | Path) -> Path:
     return path.parent if path.name in ("metrics.json", "config.json") else path
 
 
-#: what every trial of one summary must share: their values are compared with one another
-SHARED_FIELDS = ("method", "dataset", "select_metric")
+#: what every trial of one summary must share, from its config.json: a best over trials of other data,
+#: validation metrics, epoch budgets or training seeds is meaningless. A key the summary tunes
+#: (``--keys``) is exempt: it is what the trials vary.
+SHARED_FIELDS = ("method", "dataset", "select_metric", "split_fingerprint", "epochs", "eval_every",
+                 "patience_epochs", "min_epochs", "seed", "protocol")
+#: budget key (``TuningBudget``) → the trial setting it fixes (``trial_overrides``)
+BUDGET_FIELDS = {"max_epochs": "epochs", "eval_every": "eval_every", "patience_epochs": "patience_epochs",
+                 "min_epochs": "min_epochs", "run_seed": "seed"}
 
 
-def check_comparable(rows: Sequence[Mapping[str, Any]]) -> None:
-    """Refuse trials that cannot be ranked against one another: a different method, dataset or
-    ``select_metric`` than trial 0 (a best over mixed validation metrics or data is meaningless)."""
+def check_comparable(rows: Sequence[Mapping[str, Any]], tuned: Sequence[str] = (),
+                     budget: Mapping[str, Any] | None = None) -> None:
+    """Refuse trials that cannot be ranked against one another: one whose ``SHARED_FIELDS`` (those not
+    in ``tuned``) differ from trial 0's, one of a recorded protocol other than clean (a trial selects
+    on validation), or, given ``budget``, one whose epoch budget or seed is not the budget's."""
     first = rows[0]
-    for r in rows[1:]:
+    for r in rows:
+        shared = r.get("shared") or {f: r.get(f) for f in SHARED_FIELDS}
+        if shared.get("protocol") not in (None, "clean") and "protocol" not in tuned:
+            raise UserError(f"{r['run_dir']}: a trial of protocol {shared['protocol']!r}; tuning trials are "
+                            "protocol clean (they select on validation)")
+        for key, field in BUDGET_FIELDS.items():
+            want, have = (budget or {}).get(key), shared.get(field)
+            if field not in tuned and want is not None and have is not None and want != have:
+                raise UserError(f"{r['run_dir']}: trial has {field}={have!r} but --budget has "
+                                f"{key}={want!r}; summarize trials of the budget they ran with")
+        if r is first:
+            continue
+        base = first.get("shared") or {f: first.get(f) for f in SHARED_FIELDS}
         for field in SHARED_FIELDS:
-            if r.get(field) != first.get(field):
-                raise UserError(f"trials differ in {field}: {first['run_dir']} has {first.get(field)!r}, "
-                                f"{r['run_dir']} has {r.get(field)!r}; summarize the trials of one method, "
-                                "dataset and select_metric together")
+            if field not in tuned and shared.get(field) != base.get(field):
+                raise UserError(f"trials differ in {field}: {first['run_dir']} has {base.get(field)!r}, "
+                                f"{r['run_dir']} has {shared.get(field)!r}; summarize the trials of one "
+                                "method, dataset, split, select_metric, epoch budget and seed together")
 
 
 def best_trial(rows: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
     """The highest validation value; ties go to the lower trial number (trial 0 = the defaults)."""
     usable = [r for r in rows if isinstance(r["value"], float) and math.isfinite(r["value"])]
-    if not usable:
-        raise UserError("tuning: no trial finished with a finite validation value (all diverged?)")
-    return min(usable, key=lambda r: (-r["value"], r["trial"]))
+    if usable:
+        return min(usable, key=lambda r: (-r["value"], r["trial"]))
+    metric = rows[0].get("select_metric") if rows else None
+    if rows and all(str(r.get("reason", "")).startswith(f"no {metric} in ") for r in rows):
+        # not a divergence: the runs never evaluated the metric the trials are to be ranked by
+        example = Path(rows[0]["run_dir"]) / "metrics.json"
+        raise UserError(f"tuning: no trial records its select_metric {metric!r} in metrics.json 'valid' "
+                        f"(e.g. {example}); summarize trials whose runs evaluated it")
+    why = "; ".join(f"trial {r['trial']}: {r.get('reason') or r.get('status') or 'no value'}"
+                    for r in rows[:3])
+    more = f"; {len(rows) - 3} more" if len(rows) > 3 else ""
+    raise UserError(f"tuning: no trial finished with a finite validation value ({why}{more})")
+
+
+def _strict(value: Any) -> Any:
+    """``value`` with every non-finite float as None: best.json is strict JSON (NaN is not JSON)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    return value
+
+
+def _distinct(trial_dirs: Sequence[Path]) -> list[Path]:
+    """The trial directories, refusing one given twice (it would count as two trials)."""
+    seen: dict[Path, int] = {}
+    for i, d in enumerate(trial_dirs):
+        key = d.resolve()
+        if key in seen:
+            raise UserError(f"{d}: the same trial directory given twice (trials {seen[key]} and {i}); "
+                            "give each trial once")
+        seen[key] = i
+    return list(trial_dirs)
 
 
 def summarize(method: str, dataset: str, space_keys: Sequence[str], trial_dirs: Sequence[Path],
               out_dir: Path, budget: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Write ``out_dir/trials.csv`` and ``out_dir/best.json`` from finished trials; return best.json."""
     keys = list(space_keys)
-    rows = [trial_record(trial_dir(d), keys, i) for i, d in enumerate(trial_dirs)]
-    check_comparable(rows)
+    dirs = _distinct([trial_dir(d) for d in trial_dirs])
+    n_planned = (budget or {}).get("n_trials")
+    if isinstance(n_planned, int) and not isinstance(n_planned, bool) and n_planned != len(dirs):
+        # the workflow passes every trial of the budget, a diverged one included (its metrics.json
+        # records the divergence); fewer means a missing one, and best.json would claim a budget
+        # the choice was not made over
+        raise UserError(f"--budget n_trials={n_planned} but {len(dirs)} trial directories given; pass "
+                        "every trial of the budget (a diverged one counts as failed) or leave n_trials out "
+                        "of --budget")
+    rows = [trial_record(d, keys, i) for i, d in enumerate(dirs)]
+    check_comparable(rows, keys, budget)
     # best.json is filed under --method; trials of another method would give it foreign settings.
     # Only the method is checked: callers may label a dataset differently from the split's name.
     if method and isinstance(rows[0]["method"], str) and rows[0]["method"] != method:
@@ -230,12 +315,13 @@ def summarize(method: str, dataset: str, space_keys: Sequence[str], trial_dirs: 
     out_dir = Path(out_dir)
     buf = io.StringIO()
     fields = ["trial", *keys, "status", "select_metric", "value", "selected_epoch", "epochs_run",
-              "stopped_early", "train_seconds", "run_dir"]
+              "stopped_early", "train_seconds", "run_dir", "reason"]
     writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for r in rows:
         writer.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in fields})
-    atomic_write(out_dir / "trials.csv", buf.getvalue())
+    failed = [{"trial": r["trial"], "status": r["status"], "reason": r["reason"]}
+              for r in rows if r["status"] != "ok"]
     record = {
         "method": method,
         "dataset": dataset,
@@ -247,12 +333,16 @@ def summarize(method: str, dataset: str, space_keys: Sequence[str], trial_dirs: 
         "selected_epoch": best["selected_epoch"],
         "default_value": rows[0]["value"],  # trial 0: the method's own defaults
         "n_trials": len(rows),
-        "n_failed": sum(r["status"] != "ok" for r in rows),
+        "n_failed": len(failed),
+        "failed": failed,
         "budget": dict(budget or {}),
         "run_dir": best["run_dir"],
         "note": "chosen on the validation part; no trial evaluated the test part",
     }
-    atomic_write_json(out_dir / "best.json", record)
+    record = _strict(record)
+    text = json.dumps(record, indent=2, sort_keys=True, allow_nan=False) + "\n"  # before writing either file
+    atomic_write(out_dir / "trials.csv", buf.getvalue())
+    atomic_write(out_dir / "best.json", text)  # last: what the runs read
     return record
 
 

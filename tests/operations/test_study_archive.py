@@ -161,3 +161,95 @@ def test_command_line(study: Path, tmp_path: Path, capsys) -> None:
     assert cli(["study", "restore", str(archive), "--workdir", str(work)]) == 0
     assert cli(["study", "restore", str(archive), "--workdir", str(tmp_path / "nope")]) == 2
     assert "--workdir" in capsys.readouterr().err.splitlines()[-1]
+
+
+# -- whole records only (an interrupted copy, a missing output, a damaged file) ----------------------
+RUN0 = Path("results/runs/tiny/onebp/main/clean/seed0")
+TRIAL0 = Path("results/tuning/tiny/onebp/trials/t0")
+SUMMARY = Path("results/tuning/tiny/onebp")
+
+#: the outputs of each record's rule (workflow/rules/train.smk, tune.smk, bench.smk)
+OUTPUTS = {"run": {"config.json", "metrics.json", "curve.csv", "per_user_test.npz"},
+           "trial": {"config.json", "metrics.json", "curve.csv"}, "summary": {"best.json", "trials.csv"},
+           "bench": {"tiny.json", "tiny.csv"}}
+#: (relative file, damage): None deletes the file, bytes replace its content
+DAMAGE = {
+    "run without curve": (RUN0 / "curve.csv", None),
+    "run without npz": (RUN0 / "per_user_test.npz", None),
+    "trial without curve": (TRIAL0 / "curve.csv", None),
+    "summary without trials.csv": (SUMMARY / "trials.csv", None),
+    "bench without csv": (Path("results/bench/tiny.csv"), None),
+    "50-byte npz": (RUN0 / "per_user_test.npz", b"PK\x03\x04" + b"\x00" * 46),
+    "cut env.json": (RUN0 / "env.json", b'{"trunc'),
+    "cut best.json": (SUMMARY / "best.json", b'{"method":'),
+    "cut curve.csv": (TRIAL0 / "curve.csv", b"epoch,loss\n1,0.5"),
+}
+
+
+def damage(root: Path, case: str) -> Path:
+    rel, content = DAMAGE[case]
+    if content is None:
+        (root / rel).unlink()
+    else:
+        (root / rel).write_bytes(content)
+    return rel
+
+
+@pytest.mark.parametrize("case", sorted(DAMAGE))
+def test_restore_refuses_an_incomplete_or_damaged_record_naming_the_file(study: Path, tmp_path: Path,
+                                                                         case: str) -> None:
+    archive = tmp_path / "archive"
+    save(study, archive)
+    rel = damage(archive, case)
+    work = fresh_workdir(study, tmp_path)
+    with pytest.raises(UserError, match=str(rel).replace(".", r"\.") + ": "):
+        restore(archive, work)
+    assert not (work / "results").exists()  # refused before anything was written
+
+
+@pytest.mark.parametrize("case", sorted(DAMAGE))
+def test_save_refuses_an_incomplete_or_damaged_record_in_the_workdir(study: Path, tmp_path: Path,
+                                                                     case: str) -> None:
+    work = tmp_path / "study"
+    shutil.copytree(study, work)
+    rel = damage(work, case)
+    with pytest.raises(UserError, match=str(rel).replace(".", r"\.") + ": .*nothing saved"):
+        save(work, tmp_path / "archive")
+    assert not (tmp_path / "archive").exists()
+
+
+def test_an_interrupted_save_leaves_no_finished_looking_record(study: Path, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full disk stops the copy at any file: whatever it left in the archive is either absent or a
+    whole record, so a restore from it (or the next save) never takes a part for a finished run."""
+    import onebp.operations.study_archive as sa
+
+    copy = sa._copy
+    order: list[Path] = []
+    monkeypatch.setattr(sa, "_copy", lambda src, dst: (order.append(dst), copy(src, dst)))
+    save(study, tmp_path / "whole")
+    names = [p.relative_to(tmp_path / "whole") for p in order]
+    for stop in range(len(names)):
+        archive = tmp_path / f"cut{stop}"
+        done = iter(range(stop))
+
+        def full_disk(src: Path, dst: Path, done=done) -> None:
+            if next(done, None) is None:
+                raise OSError(28, "No space left on device")
+            copy(src, dst)
+
+        monkeypatch.setattr(sa, "_copy", full_disk)
+        with pytest.raises(OSError):
+            save(study, archive)
+        records, _ = sa._finished_records(archive) if archive.is_dir() else ([], [])
+        for rec in records:  # every record that looks finished holds all its rule's outputs
+            have = {p.name for p in (archive / rec.folder).iterdir()}
+            assert OUTPUTS[rec.kind] <= have, (stop, rec.folder, sorted(have))
+        monkeypatch.setattr(sa, "_copy", copy)
+        assert save(study, archive)["records"] == 5  # the next save completes it
+        shutil.rmtree(archive)
+    # the finished markers come last within their record
+    for marker in ("metrics.json", "best.json", "tiny.json"):
+        for i, name in enumerate(names):
+            if name.name == marker:
+                assert all(n.parent != name.parent for n in names[i + 1:]), (name, names)
