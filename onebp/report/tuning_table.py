@@ -104,12 +104,14 @@ def tuning_table(records: Sequence[dict], methods: Sequence[str] | None = None,
             "chosen": "defaults" if r["trial"] == 0 else f"trial {r['trial']}",
             "settings": ", ".join(f"{k}={_fmt(v)}" for k, v in r["params"].items()),
             f"valid {metric}": f"{r['valid_value']:.4f}",
-            f"defaults' valid {metric}": f"{r['default_value']:.4f}",
+            # null when the defaults' trial failed (diverged, or recorded no value): best.json is strict JSON
+            f"defaults' valid {metric}": "—" if r["default_value"] is None else f"{r['default_value']:.4f}",
             "selected epoch": _epoch_cell(r),
         })
         numbers.append({"dataset": r["dataset"], "method": r["method"], "trial": r["trial"],
                         "n_trials": r["n_trials"], "n_failed": r["n_failed"], "select_metric": metric,
-                        "valid_value": r["valid_value"], "default_value": r["default_value"],
+                        "valid_value": r["valid_value"],
+                        "default_value": float("nan") if r["default_value"] is None else r["default_value"],
                         "selected_epoch": r.get("selected_epoch"),
                         "cap_bound": None if chk is None else chk.bound,
                         **{f"param:{k}": v for k, v in r["params"].items()}})

@@ -161,6 +161,11 @@ def test_a_finished_trial_without_a_finite_value_counts_as_failed(tmp_path, caps
     assert "ndcg@20 is nan" in best["failed"][0]["reason"] and "no ndcg@20" in best["failed"][1]["reason"]
     rows = (tmp_path / "out" / "trials.csv").read_text().splitlines()
     assert [r.split(",")[3] for r in rows[1:]] == ["no_value", "ok", "no_value", "ok"]  # status column
+    # the tuning table shows the failed defaults as "—" (null in best.json), not a crash
+    table = tmp_path / "tables" / "tuning"
+    assert main(["report", "tuning", str(tmp_path / "out" / "best.json"), "--out", str(table)]) == 0
+    row = next(line for line in table.with_suffix(".md").read_text().splitlines() if "onebp" in line)
+    assert "| —" in row and "trial 3" in row
 
 
 def test_trials_without_the_select_metric_are_named_not_called_diverged(tmp_path, capsys):
