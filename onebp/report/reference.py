@@ -25,6 +25,7 @@ import io
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
@@ -229,6 +230,21 @@ def _retarget(path: Path, new_of: Callable[[str], str | None]) -> str | None:
     return buf.getvalue()
 
 
+_FIGURE_LINK = re.compile(r"!?\[([^\]]*)\]\((figures/[^)\s]+)\)")
+
+
+def _without_figure_links(path: Path) -> str | None:
+    """A report's Markdown with its links to ``figures/`` replaced by a note, for a reference frozen
+    without figures (``--no-figures``): its REPORT.md must not point at files it does not ship. None
+    when the report links no figure (copied byte for byte)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot read ({type(exc).__name__}: {exc})") from None
+    new = _FIGURE_LINK.sub(lambda m: f"*({m.group(2)}: figure not shipped with this reference)*", text)
+    return None if new == text else new
+
+
 def _check_out(out: Path, sources: list[Path]) -> Path:
     """--out's real path, after refusing what replacing it whole would destroy: a folder holding a
     file being frozen (--out = the workflow's results/ or a folder above it), or a non-empty folder
@@ -369,6 +385,8 @@ def freeze(workdir: str | Path, out: str | Path, command: str, wall: str, note: 
         return None if rel is None else (Path("results") / rel).as_posix()
 
     texts = {rel: _retarget(src, new_run_dir) for src, rel in plan if rel in (Path("results.csv"), Path("runs.csv"))}
+    if not figures:
+        texts.update({rel: _without_figure_links(src) for src, rel in plan if rel.suffix == ".md"})
     env_records = [_read_env(p) for p in envs]  # read once, for both README sections
     machines, code = machine(env_records), code_revisions(env_records)
     phys = _check_out(out, [src for src, _ in plan])

@@ -81,6 +81,28 @@ def test_freeze_copies_results_tuning_and_run_records_only(tmp_path: Path) -> No
     assert "snakemake --cores 2" in readme and "1 min" in readme and "torch 2.13.0" in readme
 
 
+@pytest.mark.parametrize("figures", [True, False])
+def test_a_reference_frozen_without_figures_links_none(tmp_path: Path, figures: bool) -> None:
+    """`--no-figures`: the frozen REPORT.md must not link figures it does not ship (the smoke
+    reference's did); with figures the links stay and the files come along."""
+    _study(tmp_path)
+    res = tmp_path / "results"
+    (res / "REPORT.md").write_text("# report\n\n![curves](figures/curves.png)\n\nsee [the gap](figures/gap.png).\n")
+    (res / "figures").mkdir()
+    for name in ("curves.png", "gap.png"):
+        (res / "figures" / name).write_bytes(b"png")
+    out = tmp_path / "ref"
+    freeze(tmp_path, out, command="x", wall="y", figures=figures)
+    text = (out / "REPORT.md").read_text()
+    if figures:
+        assert text == (res / "REPORT.md").read_text() and (out / "figures/curves.png").exists()
+        return
+    assert "](figures/" not in text and not (out / "figures").exists()
+    assert "*(figures/curves.png: figure not shipped with this reference)*" in text
+    assert "see *(figures/gap.png: figure not shipped with this reference)*." in text
+    assert (out / "tables/main.md").read_bytes() == (res / "tables/main.md").read_bytes()  # no figure: as is
+
+
 def test_freeze_without_results_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="results.csv"):
         freeze(tmp_path, tmp_path / "out", command="x", wall="y")
