@@ -20,10 +20,21 @@ noise·sqrt(12/n) for n evenly spaced evaluations, so about 20 % of flat runs wi
 window pass, 4 % with 40 (simulated in tests/report/test_cap_rule.py); a claim is called budget-bound
 only when most of its seeds are, which keeps that chance small (``onebp.report.claims``).
 
-Where it cannot be decided it says so: a run without a validation part (protocol paper: its selected
-epoch is its last by construction), or one whose ``curve.csv`` is absent (the shipped references keep
-only config/env/metrics.json) and whose selected epoch does not settle (a), is **unknown**, never
-silently "not bound". A run that trains no epochs (EASE, most-popular) is never cap-bound.
+Where it cannot be decided it says so — **unknown**, never silently "not bound":
+
+- a run without a validation part (protocol paper: its selected epoch is its last by construction);
+- a run with no validation values on disk — ``curve.csv`` absent (the shipped references keep only
+  config/env/metrics.json), header-only, or its validation column all empty — whose selected epoch
+  does not settle (a);
+- a run without a selected epoch, for which (b) is not applied (fewer than 4 evaluations in the
+  window) or does not fire: (a) cannot be ruled out;
+- a run whose epoch cap is not known (no ``epochs`` in ``config.json`` and no ``epochs_run``);
+- a run whose early stopping is not recorded, when (a) or (b) would make it cap-bound (had early
+  stopping ended it, it is free; a run (a) and (b) leave free is free either way).
+
+A run with a selected epoch and fewer than 4 evaluations in the window is judged on (a) alone, as
+the rule says: free unless its selected epoch is in the window. A run that trains no epochs (EASE,
+most-popular) is never cap-bound.
 
 The per-run columns (``epochs_cap``, ``cap_bound`` 1/0/NaN, ``cap_gain``, ``cap_noise``) are added to
 ``results.csv`` by ``onebp report collect`` (split ``train``); for an older table without them,
@@ -53,7 +64,8 @@ CAP_RULE = (
     f"validation curve still rises over that last {WINDOW:.0%} by more than its own evaluation noise: "
     f"least-squares line through the evaluations in the window (at least {MIN_EVALS}), gain = slope × "
     f"{WINDOW} × cap, noise = the fit's residual standard deviation; cap-bound when gain > noise. "
-    "**unknown** when it cannot be decided (no validation curve on disk and (a) does not hold)."
+    "**unknown** when the evidence is missing: no validation values on disk and (a) does not hold; no "
+    "selected epoch and (b) does not hold; no epoch cap; or no early-stopping record while (a) or (b) holds."
 )
 
 
@@ -84,29 +96,52 @@ def window_trend(epochs: np.ndarray, values: np.ndarray, cap: float) -> tuple[fl
     return float(slope * WINDOW * cap), noise, n
 
 
-def cap_check(selected_epoch: float, cap: float, stopped_early: bool,
+def cap_check(selected_epoch: float, cap: float, stopped_early: bool | None,
               curve: pd.DataFrame | None, has_valid: bool = True) -> CapCheck:
-    """``CAP_RULE`` for one run. ``curve``: columns ``epoch`` and ``value`` (the validation metric the
-    run selects on), None when not on disk."""
-    if not np.isfinite(cap) or cap <= 0:
-        return CapCheck(0.0 if not np.isfinite(cap) else float(cap), False, "trains no epochs")
+    """``CAP_RULE`` for one run. ``selected_epoch`` and ``cap``: NaN when not known; ``stopped_early``:
+    None when not recorded; ``curve``: columns ``epoch`` and ``value`` (the validation metric the run
+    selects on), None when not on disk."""
+    cap = float(cap)
+    if np.isfinite(cap) and cap <= 0:
+        return CapCheck(cap, False, "trains no epochs")
     if stopped_early:
         return CapCheck(cap, False, "stopped early")
+    if not np.isfinite(cap):
+        # Not "trains no epochs": a table that lost its epochs_run row says nothing about the training.
+        return CapCheck(math.nan, None, "epoch cap unknown (no epochs in config.json, no epochs_run)")
     if not has_valid:
         return CapCheck(cap, None, "no validation part (selected epoch = last by construction)")
+    chk = _rule(selected_epoch, cap, curve)
+    if stopped_early is None and chk.bound is not False:
+        # Early stopping would make it free; only a run (a) and (b) leave free is free either way.
+        return CapCheck(cap, None, f"early stopping not recorded; {chk.why}", chk.gain, chk.noise, chk.n_window)
+    return chk
+
+
+def _rule(selected_epoch: float, cap: float, curve: pd.DataFrame | None) -> CapCheck:
+    """(a) or (b) of ``CAP_RULE`` for a run early stopping did not end, with a known positive cap."""
+    if curve is not None and not (np.isfinite(curve["epoch"].to_numpy(float))
+                                  & np.isfinite(curve["value"].to_numpy(float))).any():
+        curve = None  # a header-only curve.csv or an all-empty validation column is no curve at all
+        missing = "no validation values in curve.csv"
+    else:
+        missing = "no curve.csv"
     gain, noise, n = (math.nan, math.nan, 0) if curve is None else window_trend(
         curve["epoch"].to_numpy(), curve["value"].to_numpy(), cap)
-    if np.isfinite(selected_epoch) and selected_epoch > (1 - WINDOW) * cap:
+    known = bool(np.isfinite(selected_epoch))
+    if known and selected_epoch > (1 - WINDOW) * cap:
         return CapCheck(cap, True, "selected epoch in the last 20 %", gain, noise, n)
     if curve is None:
-        return CapCheck(cap, None, "no curve.csv", gain, noise, n)
-    if not np.isfinite(gain):
-        return CapCheck(cap, False, f"{n} evaluations in the window (< {MIN_EVALS}): trend not tested",
-                        gain, noise, n)
+        return CapCheck(cap, None, missing, gain, noise, n)
     # A rise below 1e-9 is no rise (float residue of a flat curve, where gain and noise are both ~0).
-    if gain > noise and gain > 1e-9:
+    if np.isfinite(gain) and gain > noise and gain > 1e-9:
         return CapCheck(cap, True, "still rising in the last 20 %", gain, noise, n)
-    return CapCheck(cap, False, "not rising beyond its noise", gain, noise, n)
+    trend = ("not rising beyond its noise" if np.isfinite(gain)
+             else f"{n} evaluations in the window (< {MIN_EVALS}): trend not tested")
+    if not known:
+        # (a) is half the rule: without the selected epoch a peak inside the window cannot be ruled out.
+        return CapCheck(cap, None, f"no selected epoch; {trend}", gain, noise, n)
+    return CapCheck(cap, False, trend, gain, noise, n)
 
 
 def _json(path: Path) -> dict | None:
@@ -116,15 +151,22 @@ def _json(path: Path) -> dict | None:
         return None
 
 
+def _known(value: object) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
 def run_cap(run_dir: str | Path, metrics: dict | None = None) -> CapCheck:
     """``CAP_RULE`` for a run directory: the cap and metric from ``config.json`` (the cap falls back to
     ``epochs_run`` — equal to the cap for a run early stopping did not end), the curve from
-    ``curve.csv`` when present."""
+    ``curve.csv`` when present. ``metrics``: the run's bookkeeping as a results table has it; a value
+    it lacks (missing, None or NaN) is read from the directory's ``metrics.json``, else not known."""
     run_dir = Path(run_dir)
-    m = metrics if metrics is not None else (_json(run_dir / "metrics.json") or {})
+    m = _json(run_dir / "metrics.json") or {}
+    if metrics is not None:
+        m = {**m, **{k: v for k, v in metrics.items() if _known(v)}}
     cfg = _json(run_dir / "config.json") or {}
-    stopped = bool(m.get("stopped_early", False))
-    epochs_run = float(m.get("epochs_run", math.nan))
+    stopped = bool(m["stopped_early"]) if _known(m.get("stopped_early")) else None
+    epochs_run = float(m["epochs_run"]) if _known(m.get("epochs_run")) else math.nan
     cap = float(cfg.get("epochs", epochs_run))
     if epochs_run == 0:
         cap = 0.0  # EASE / most-popular: the config's epochs are not used
@@ -140,7 +182,8 @@ def run_cap(run_dir: str | Path, metrics: dict | None = None) -> CapCheck:
         col = f"valid/{metric}"
         if c is not None and col in c and "epoch" in c:
             curve = c[["epoch", col]].rename(columns={col: "value"}).dropna()
-    return cap_check(float(m.get("selected_epoch", math.nan)), cap, stopped, curve, has_valid)
+    selected = m.get("selected_epoch")
+    return cap_check(float(selected) if _known(selected) else math.nan, cap, stopped, curve, has_valid)
 
 
 def cap_values(check: CapCheck) -> dict[str, float]:
@@ -169,7 +212,8 @@ def cap_frame(df: pd.DataFrame) -> pd.DataFrame:
     seed, run_dir, selected_epoch, epochs_cap, cap_bound (True/False/None), cap_gain, cap_noise, why.
     Taken from the table's cap rows when it has them (``collect`` wrote them), else computed from
     the run directory (``run_cap``); a run whose directory is gone is judged on (a) alone, with the
-    cap taken from ``epochs_run``."""
+    cap taken from ``epochs_run``. A bookkeeping row the table lacks is taken from the run's
+    ``metrics.json`` when it is on disk, else not known (``CAP_RULE``'s unknown cases)."""
     train = df[df["split"] == "train"]
     cols = ["dataset", "method", "setting", "protocol", "seed", "run_dir", "selected_epoch", "epochs_cap",
             "cap_bound", "cap_gain", "cap_noise", "why"]
@@ -189,8 +233,9 @@ def cap_frame(df: pd.DataFrame) -> pd.DataFrame:
                          "cap_gain": r.get("cap_gain", math.nan), "cap_noise": r.get("cap_noise", math.nan),
                          "why": why})
             continue
+        # A missing row pivots to NaN, and bool(NaN) is True: pass it on as not known, not as "stopped".
         metrics = {"selected_epoch": sel, "epochs_run": r.get("epochs_run", math.nan),
-                   "stopped_early": bool(r.get("stopped_early", 0) or 0), "protocol": r["protocol"]}
+                   "stopped_early": r.get("stopped_early", math.nan), "protocol": r["protocol"]}
         chk = run_cap(str(r["run_dir"]), metrics)
         rows.append({**base, "selected_epoch": sel, "epochs_cap": chk.cap, "cap_bound": chk.bound,
                      "cap_gain": chk.gain, "cap_noise": chk.noise, "why": chk.why})

@@ -180,3 +180,65 @@ def test_tuning_table_marks_a_cap_bound_choice(tmp_path: Path) -> None:
     rec = load_best(tdir / "best.json")
     assert rec["trial_dir"] == str(trial_dir) and rec["stopped_early"] is False
     assert tuning_table([rec]).cells["selected epoch"].iloc[0] == "150 (cap-bound)"  # (b): still rising
+
+
+def test_a_curve_without_validation_values_is_no_curve(tmp_path: Path) -> None:
+    """A header-only curve.csv or an all-empty validation column gives no evidence of a trend: the run
+    is unknown, as with no curve.csv, not "0 evaluations in the window" and so free."""
+    header = _run(tmp_path, "h", _shape("rising"), 100)
+    (header / "curve.csv").write_text("epoch,valid/ndcg@20,loss\n")
+    empty = _run(tmp_path, "n", _shape("rising"), 100)
+    pd.read_csv(empty / "curve.csv").assign(**{"valid/ndcg@20": np.nan}).to_csv(empty / "curve.csv", index=False)
+    for d in (header, empty):
+        chk = run_cap(d)
+        assert chk.bound is None and chk.why == "no validation values in curve.csv"
+    assert cap_check(100, CAP, False, _curve(np.full(40, np.nan))).bound is None
+    assert cap_check(190, CAP, False, _curve(np.full(40, np.nan))).bound is True  # (a) still settles it
+
+
+def test_without_a_selected_epoch_only_a_rise_settles_it(tmp_path: Path) -> None:
+    """(a) needs the selected epoch; without one, a run (b) does not make cap-bound — too few
+    evaluations in the window, or no rise — is unknown: a peak inside the window is not ruled out."""
+    one = _curve(np.array([0.4]), every=CAP)  # eval_every = cap: one evaluation in all
+    chk = cap_check(math.nan, CAP, False, one)
+    assert chk.bound is None and chk.n_window == 1 and "no selected epoch" in chk.why
+    assert cap_check(math.nan, CAP, False, _shape("plateau", noise=0.002)).bound is None
+    assert cap_check(math.nan, CAP, False, _shape("rising")).bound is True  # (b) fires
+    # with a selected epoch the short curve is judged on (a) alone, as before: free below the window
+    assert cap_check(100, CAP, False, one).bound is False and cap_check(170, CAP, False, one).bound is True
+    d = _run(tmp_path, "e", one, 0)
+    m = json.loads((d / "metrics.json").read_text())
+    del m["selected_epoch"]
+    (d / "metrics.json").write_text(json.dumps(m))
+    assert run_cap(d).bound is None
+
+
+def test_an_unknown_cap_is_unknown_not_trains_no_epochs(tmp_path: Path) -> None:
+    chk = cap_check(100, math.nan, False, None)
+    assert chk.bound is None and math.isnan(chk.cap) and "cap unknown" in chk.why
+    assert cap_check(100, math.nan, True, None).bound is False  # stopped early: free whatever the cap
+    assert cap_check(0, 0, False, None).why == "trains no epochs"  # EASE keeps its verdict
+    # an old table whose run directory is gone and that has no epochs_run row
+    df, _ = collect([_run(tmp_path, "a", _shape("rising"), 150)])
+    old = df[~df["metric"].isin(["epochs_cap", "cap_bound", "cap_gain", "cap_noise", "epochs_run"])]
+    caps = cap_frame(old.assign(run_dir=str(tmp_path / "gone")))
+    assert caps["cap_bound"].iloc[0] is None and math.isnan(caps["epochs_cap"].iloc[0])
+
+
+def test_a_missing_stopped_early_row_is_not_read_as_stopped(tmp_path: Path) -> None:
+    """An old table where one run lacks its stopped_early row: the pivot gives NaN, which must not read
+    as "stopped early" (free). The run's metrics.json settles it when on disk; else it is unknown —
+    unless (a) and (b) leave it free, which it is whether or not early stopping ended it."""
+    runs = [_run(tmp_path, f"s{s}", _shape("rising"), 150, seed=s) for s in (1, 2)]
+    flat = _run(tmp_path, "f", _shape("plateau", noise=0.002), 120, seed=3)
+    df, _ = collect([*runs, flat])
+    old = df[~df["metric"].isin(["epochs_cap", "cap_bound", "cap_gain", "cap_noise"])]
+    old = old[~((old["metric"] == "stopped_early") & old["run_dir"].isin([str(runs[1]), str(flat)]))]
+    caps = cap_frame(old).set_index("seed")["cap_bound"]
+    assert caps.sort_index().tolist() == [True, True, False]  # read from metrics.json
+    for d in (runs[1], flat):
+        (d / "metrics.json").unlink()
+    caps = cap_frame(old).set_index("seed")
+    assert caps.loc[2, "cap_bound"] is None and "early stopping not recorded" in caps.loc[2, "why"]
+    assert caps.loc[3, "cap_bound"] is False
+    assert cap_check(190, CAP, None, None).bound is None and cap_check(100, CAP, None, _shape("plateau", noise=0.002)).bound is False
