@@ -14,6 +14,7 @@ median selected epoch of the method's main clean runs (their validation-selected
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -55,11 +56,70 @@ def _bench_records(p: Path) -> list[dict]:
     return records
 
 
+#: what every record must carry: the pairing key and the two timings the claims and the table read
+TIMES = ("epoch_seconds_median", "eval_seconds_median")
+
+
+def _record_error(p: Path, i: int, r: dict, what: str) -> UserError:
+    """One line naming the file and the record (its index in ``records``, its method and repeat)."""
+    tag = ", ".join(f"{k} {r[k]!r}" for k in ("method", "repeat") if r.get(k) is not None)
+    return UserError(f"{p}: records[{i}]{f' ({tag})' if tag else ''}: {what}")
+
+
+def _checked_records(p: Path) -> list[dict]:
+    """``_bench_records`` with every record checked: a method, a device name, positive finite timings, and
+    a whole ``repeat`` ≥ 0 on every record or on none. A NaN or non-positive time would otherwise be
+    dropped by the paired test without a word, and a repeat number on some records only would pair
+    numbered repeats with record positions. A file with no repeat numbers (written before bench-suite
+    numbered them) gets its records' order within each method, the pairing the claims always used."""
+    records = _bench_records(p)
+    for i, r in enumerate(records):
+        if not isinstance(r.get("method"), str) or not r["method"]:
+            raise _record_error(p, i, r, "no method (a non-empty string, as `onebp bench` writes)")
+        if r.get("device_name") is None:
+            raise _record_error(p, i, r, "no device_name (as `onebp bench` writes)")
+        for key in TIMES:
+            v = r.get(key)
+            if v is None:
+                raise _record_error(p, i, r, f"no {key}")
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise _record_error(p, i, r, f"{key} {v!r} is not a number of seconds")
+            # an int is finite (math.isfinite overflows on a huge one); NaN > 0 is False
+            if not (v > 0 and (isinstance(v, int) or math.isfinite(v))):
+                raise _record_error(p, i, r, f"{key} {v!r} is not a positive finite number of seconds")
+        rep = r.get("repeat")
+        if rep is not None and (isinstance(rep, bool) or not isinstance(rep, int) or rep < 0):
+            raise _record_error(p, i, r, f"repeat {rep!r} is not a whole number ≥ 0")
+    numbered = [r.get("repeat") is not None for r in records]
+    if any(numbered) and not all(numbered):
+        i = numbered.index(False)
+        raise _record_error(p, i, records[i], f"no repeat number, while {sum(numbered)} of the file's "
+                            f"{len(records)} records have one (pairing by number would shift)")
+    if not any(numbered):
+        count: dict[str, int] = {}
+        numbered_records = []
+        for r in records:
+            count[r["method"]] = count.get(r["method"], -1) + 1
+            numbered_records.append({**r, "repeat": count[r["method"]]})
+        records = numbered_records
+    return records
+
+
 def load_bench(paths: list[str | Path]) -> pd.DataFrame:
-    """Every repeat's record of every benchmark file, with its dataset (the file's stem)."""
+    """Every repeat's record of every benchmark file, with its dataset (the file's stem); a record that
+    is not a valid repeat, or a (dataset, method, repeat) met twice — within a file or across two files
+    with the same name, which would be merged into one benchmark — is a UserError naming file and record."""
     rows = []
-    for p in map(Path, paths):
-        for r in _bench_records(p):
+    first: dict[tuple[str, str, int], tuple[int, Path, int]] = {}  # key -> (file's place, file, record)
+    for n, p in enumerate(map(Path, paths)):
+        for i, r in enumerate(_checked_records(p)):
+            key = (p.stem, r["method"], int(r["repeat"]))
+            if key in first:
+                m, q, j = first[key]
+                where = f"records[{j}]" if m == n else f"{q} records[{j}]"
+                raise _record_error(p, i, r, f"the same dataset {p.stem!r}, method and repeat as {where} "
+                                    "(each repeat of each method once; two benchmark files with the same name?)")
+            first[key] = (n, p, i)
             flat = {k: v for k, v in r.items() if not isinstance(v, dict)}
             for ph, v in (r.get("phase_seconds_median") or {}).items():
                 flat[f"phase_{ph}"] = v

@@ -146,9 +146,11 @@ def paired_time_ratio(a: np.ndarray, b: np.ndarray, confidence: float = 0.95) ->
     """``a[r] / b[r]`` over benchmark repeats ``r`` (methods interleaved, so repeat r of each ran back to
     back: a pair that shares the machine's state). Times are skewed and a ratio is what a reader
     wants, so the test is on log ratios: ``ratio`` is their geometric mean, ``ratio_low``/``ratio_high``
-    its two-sided t interval, ``p_ratio`` the two-sided p of "mean log ratio = 0", ``n_pairs`` the pairs.
-    Fewer than 2 pairs: no interval, p NaN. Identical ratios (no spread): the interval is that ratio
-    and p is 0 (1 when the ratio is exactly 1)."""
+    its two-sided t interval, ``p_ratio`` the two-sided p of "mean log ratio = 0", ``n_pairs`` the pairs
+    used and ``n_dropped`` those left out because a time is not a positive finite number (no log ratio:
+    counted, so a caller can say so rather than show fewer pairs as if they were all). Fewer than 2 pairs:
+    no interval, p NaN. Identical ratios (no spread): the interval is that ratio and p is 0 (1 when the
+    ratio is exactly 1)."""
     a, b = np.asarray(a, float), np.asarray(b, float)
     if a.shape != b.shape:
         raise ValueError(f"paired repeats differ in number: {a.shape} vs {b.shape}")
@@ -157,7 +159,7 @@ def paired_time_ratio(a: np.ndarray, b: np.ndarray, confidence: float = 0.95) ->
     n = len(logs)
     out = {"ratio": float(np.exp(logs.mean())) if n else np.nan, "ratio_min": float(np.exp(logs.min())) if n else np.nan,
            "ratio_max": float(np.exp(logs.max())) if n else np.nan, "ratio_low": np.nan, "ratio_high": np.nan,
-           "p_ratio": np.nan, "n_pairs": n}
+           "p_ratio": np.nan, "n_pairs": n, "n_dropped": int(a.size - n)}
     if n < 2:
         return out
     if np.allclose(logs, logs[0]):

@@ -15,8 +15,16 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
+from onebp.errors import UserError
 from onebp.report import significance
-from onebp.report.claims import claims_frame, quality_verdict, speed_verdict
+from onebp.report.claims import (
+    claims_frame,
+    parity_frame,
+    quality_verdict,
+    render_claims,
+    speed_rows,
+    speed_verdict,
+)
 from onebp.report.collect import collect
 from onebp.report.compare import compare
 from onebp.report.efficiency import bench_table, load_bench
@@ -265,3 +273,161 @@ def test_sweep_table_each_variant_against_twobp(study) -> None:
     assert n.loc[("toy", "none"), "ci_high"] < 0
     np.testing.assert_allclose(n["p_users_holm"], significance.holm(n["p_users"].to_numpy(float)))
     assert "(main)" in t.cells["twobp"].iloc[0] and "Holm" in t.caption
+
+
+def _parity_df(values: list[dict[str, float]]) -> pd.DataFrame:
+    """Parity runs (protocol paper, best-on-test, the official split), one dict of metric → value per seed."""
+    return pd.DataFrame([{"dataset": OFFICIAL_DATASET, "method": "onebp", "setting": "main-12345678",
+                          "protocol": "paper", "split": "best_on_test", "metric": key.partition("@")[0],
+                          "k": int(key.partition("@")[2]), "value": v, "seed": seed, "run_dir": f"r{seed}"}
+                         for seed, per_seed in enumerate(values) for key, v in per_seed.items()])
+
+
+def _parity(values: list[float]) -> pd.Series:
+    """The recall@20 parity row for these per-seed values."""
+    p = parity_frame(_parity_df([{"recall@20": v} for v in values]))
+    return p.set_index("metric").loc["recall@20"]
+
+
+def test_parity_allowance_is_capped_and_says_when_the_spread_is_unmeasured_or_a_seed_diverged() -> None:
+    official = OFFICIAL_BEST["recall@20"]
+    # seeds 0.05 and 0.70 (std 0.46, mean on the official figure): the uncapped allowance 0.92 called it a match
+    wild = _parity([official - 0.325, official + 0.325])
+    assert wild["verdict"] == "inconclusive (seed std 0.4596 > 0.01)"
+    # a gap beyond even the wide spread still differs
+    assert _parity([official + 1.0, official + 1.1])["verdict"] == "differs"
+    # the shipped ML-100K parity runs (5 seeds, std 0.0006, gap −0.0002 and +0.0025): still a match
+    shipped = [official - 0.0002 + d for d in (-0.0008, -0.0004, 0.0, 0.0004, 0.0008)]
+    assert _parity(shipped)["verdict"] == "matches"
+    # the cap's edge: std 0.0099 (allowance 0.0198) matches at a gap of 0.015; std 0.0101 does not
+    assert _parity([official + 0.015 - 0.0070004, official + 0.015 + 0.0070004])["verdict"] == "matches"
+    assert _parity([official - 0.00715, official + 0.00715])["verdict"].startswith("inconclusive")
+    # one seed: judged by the 0.005 floor alone, and says its spread was never measured
+    one = _parity([official + 0.004])
+    assert one["verdict"] == "matches (1 seed: spread unmeasured)" and one["n_seeds"] == 1
+    assert _parity([official + 0.04])["verdict"] == "differs (1 seed: spread unmeasured)"
+    # a diverged seed is counted, not dropped: the mean is over 1 finite seed, and the verdict says so
+    nan = _parity([np.nan, official])
+    assert (nan["n_seeds"], nan["n_nonfinite"], nan["ours"]) == (1, 1, pytest.approx(official))
+    assert nan["verdict"] == "inconclusive (1 of 2 seeds not finite)"
+    assert _parity([np.nan, np.inf])["verdict"] == "inconclusive (2 of 2 seeds not finite)"
+
+
+def _bench_records(root: Path, name: str, records: list[dict], folder: str = "bench") -> Path:
+    p = root / folder / f"{name}.json"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(json.dumps({"records": records}))
+    return p
+
+
+def _valid_records(tmp_path: Path, n: int = 3) -> list[dict]:
+    return json.loads(_bench_file(tmp_path / "src", "toy", [1.0 + 0.1 * i for i in range(n)],
+                                  [2.0] * n).read_text())["records"]
+
+
+@pytest.mark.parametrize("fault, field", [
+    ("nan time", "epoch_seconds_median"), ("zero time", "epoch_seconds_median"),
+    ("negative time", "eval_seconds_median"), ("infinite time", "eval_seconds_median"),
+    ("text time", "epoch_seconds_median"), ("no epoch time", "epoch_seconds_median"),
+    ("no method", "method"), ("repeat on some records only", "repeat"), ("fractional repeat", "repeat"),
+    ("repeat twice in a file", "records[0]"),
+])
+def test_load_bench_refuses_a_bad_record_naming_file_and_record(tmp_path: Path, fault: str, field: str) -> None:
+    records = _valid_records(tmp_path)
+    bad = records[2]  # onebp, repeat 1
+    if fault == "nan time":
+        bad["epoch_seconds_median"] = float("nan")  # json.dumps writes NaN, json.loads reads it back
+    elif fault == "zero time":
+        bad["epoch_seconds_median"] = 0.0
+    elif fault == "negative time":
+        bad["eval_seconds_median"] = -1.0
+    elif fault == "infinite time":
+        bad["eval_seconds_median"] = float("inf")
+    elif fault == "text time":
+        bad["epoch_seconds_median"] = "1.2"
+    elif fault == "no epoch time":
+        del bad["epoch_seconds_median"]
+    elif fault == "no method":
+        del bad["method"]
+    elif fault == "repeat on some records only":
+        del bad["repeat"]
+    elif fault == "fractional repeat":
+        bad["repeat"] = 1.5
+    else:
+        bad["repeat"] = 0
+    p = _bench_records(tmp_path, "toy", records)
+    with pytest.raises(UserError) as err:
+        load_bench([p])
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith(f"{p}: records[2]") and field in msg, msg
+
+
+def test_load_bench_refuses_one_repeat_in_two_files_of_the_same_name(tmp_path: Path) -> None:
+    """Two --bench files named toy.json were merged into one benchmark: the claims showed 5 repeats, the
+    efficiency table 8 (or, when asymmetric, a traceback from the paired test)."""
+    a = _bench_file(tmp_path / "a", "toy", [1.0] * 5, [2.0] * 5)
+    b = _bench_file(tmp_path / "b", "toy", [1.5] * 3, [2.5] * 3)
+    with pytest.raises(UserError) as err:
+        load_bench([a, b])
+    msg = str(err.value)
+    assert msg.startswith(f"{b}: records[0]") and f"{a} records[0]" in msg and "same name" in msg
+    assert "\n" not in msg
+    # the same file given twice is the same fault
+    with pytest.raises(UserError, match=r"records\[0\].*as .*records\[0\]"):
+        load_bench([a, a])
+    # files of different names are different datasets: no clash
+    c = _bench_file(tmp_path / "c", "other", [1.0] * 5, [2.0] * 5)
+    assert len(load_bench([a, c])) == 20
+
+
+def test_speed_rows_count_the_pairs_used_and_say_when_none_are_in_common(tmp_path: Path) -> None:
+    none = pd.DataFrame(columns=["dataset", "method", "setting", "protocol", "split", "metric", "k", "value",
+                                 "seed", "run_dir"])
+
+    def row(records: list[dict], name: str) -> tuple[dict, dict]:
+        r = [x for x in speed_rows(load_bench([_bench_records(tmp_path, "toy", records, name)]), none, ["toy"])
+             if x["claim"] == "2a"][0]
+        return r, render_claims(pd.DataFrame([{**r, "raw_verdict": r["verdict"]}])).iloc[0].to_dict()
+
+    # repeats 0–4 of onebp, 5–9 of twobp: no pair at all, and the row says why
+    records = _valid_records(tmp_path, 5)
+    for x in records:
+        x["repeat"] += 5 if x["method"] == "twobp" else 0
+    r, cells = row(records, "disjoint")
+    assert r["verdict"] == "inconclusive" and r["n_pairs"] == 0 and r["n_seeds"] == 0
+    assert "no repeats in common: onebp 0–4, twobp 5–9" in cells["values"]
+    assert "nan" not in cells["effect [95% CI]"] and "no pairs" in cells["effect [95% CI]"]
+    # onebp ran 5 repeats, twobp 3: 3 pairs, shown as such, with the repeats left unpaired named
+    records = _valid_records(tmp_path, 5)
+    records = [x for x in records if x["method"] == "onebp" or x["repeat"] < 3]
+    r, cells = row(records, "asymmetric")
+    assert r["n_pairs"] == 3 and "(3 pairs; unpaired repeats: onebp 3, 4)" in cells["values"]
+    # a file with no repeat numbers at all pairs by record order within each method, as before
+    records = _valid_records(tmp_path, 3)
+    for x in records:
+        del x["repeat"]
+    r, cells = row(records, "unnumbered")
+    assert r["n_pairs"] == 3 and cells["values"].endswith("(3 pairs)")
+
+
+def test_paired_time_ratio_counts_the_pairs_it_leaves_out() -> None:
+    r = significance.paired_time_ratio(np.array([1.0, np.nan, 1.1, -1.0]), np.array([2.0, 2.0, 2.1, 2.0]))
+    assert (r["n_pairs"], r["n_dropped"]) == (2, 2)
+    # a frame not read by load_bench: speed_rows shows the pairs used and the ones left out
+    bench = pd.DataFrame([{"dataset": "toy", "method": m, "repeat": i, "epoch_seconds_median": t,
+                           "eval_seconds_median": 0.5}
+                          for m, ts in (("onebp", [1.0, np.nan, np.nan, np.nan, 1.01]), ("twobp", [2, 2.1, 2, 2, 2.05]))
+                          for i, t in enumerate(ts)])
+    df = pd.DataFrame(columns=["dataset", "method", "setting", "protocol", "split", "metric", "k", "value",
+                               "seed", "run_dir"])
+    r = [x for x in speed_rows(bench, df, ["toy"]) if x["claim"] == "2a"][0]
+    assert r["n_seeds"] == r["n_pairs"] == 2
+    values = render_claims(pd.DataFrame([{**r, "raw_verdict": r["verdict"]}]))["values"].iloc[0]
+    assert "(2 pairs; 3 pairs left out: a time not positive and finite)" in values
+    # a repeat number met twice, or on one method's records only, is refused rather than paired by accident
+    twice = bench.assign(repeat=[0, 1, 0, 1, 2, 0, 1, 2, 3, 4]).fillna(1.0)
+    with pytest.raises(ValueError, match="met twice"):
+        speed_rows(twice, df, ["toy"])
+    half = bench.fillna(1.0).assign(repeat=[None] * 5 + [1, 2, 3, 4, 5])
+    with pytest.raises(ValueError, match="repeat number and others not"):
+        speed_rows(half, df, ["toy"])
