@@ -14,7 +14,15 @@
 #   4. two concurrent `onebp gpu-run` jobs: different devices, or the second waits on one GPU
 #   5. LightGCN and SimpleX on Gowalla, a short run each, if time remains (the budget is 8 minutes)
 # Without CUDA it runs every part that needs none (the GPU-slot check, the ML-100K bench on the CPU)
-# and says which parts it skipped and why. Exit status: 1 if a step that ran failed.
+# and says which parts it skipped and why.
+#
+# Exit status:
+#   0  every step ran and passed (step 5 may be skipped for time: it is optional);
+#   1  a step that ran failed (any status but ok or skipped counts as failed);
+#   3  nothing failed, but the check is incomplete: there is no CUDA device (the GPU steps were
+#      skipped), or a step was skipped because its data is missing. ALLOW_NO_GPU=1 asks for a
+#      CPU-only run on purpose: then the missing CUDA device alone does not make it 3 (missing data
+#      still does). Without this, a CPU-only torch printed a table of skips and exited 0.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 DATA="${1:-${ONEBP_CHECK_DATA:-../shared/data}}"
@@ -25,15 +33,20 @@ START=$(date +%s)
 BUDGET=${GPU_CHECK_BUDGET_S:-450}  # seconds before the optional step 5 is skipped (8 min hard limit)
 SUMMARY="$WORK/summary.tsv"
 FAILED=0
+NO_CUDA=0   # a step was skipped for want of a CUDA device (exit 3 unless ALLOW_NO_GPU=1)
+NO_DATA=0   # a step was skipped for want of its data (exit 3)
 printf 'step\tstatus\tresult\n' > "$SUMMARY"
 
 elapsed() { echo $(( $(date +%s) - START )); }
 say() { printf '[%4ss] %s\n' "$(elapsed)" "$*" >&2; }
 record() {  # step status result
   printf '%s\t%s\t%s\n' "$1" "$2" "$3" >> "$SUMMARY"
-  [ "$2" = FAILED ] && FAILED=1
+  # anything but ok/skipped is a failure: a crashed helper leaves an empty status, not FAILED
+  case "$2" in ok|skipped) ;; *) FAILED=1;; esac
   say "$1: $2 $3"
 }
+skip_no_cuda() { NO_CUDA=1; record "$1" skipped "$2"; }  # step reason
+skip_no_data() { NO_DATA=1; record "$1" skipped "$2"; }  # step reason
 
 CUDA=$("$PY" -c 'import torch; print(int(torch.cuda.is_available()))' 2>/dev/null || echo 0)
 if [ "$CUDA" = 1 ]; then
@@ -70,22 +83,28 @@ if [ "$CUDA" = 1 ]; then
     record "pytest -m cuda" FAILED "$(tail -1 "$WORK/pytest-cuda.log") (log: $WORK/pytest-cuda.log)"
   fi
 else
-  record "pytest -m cuda" skipped "no CUDA device (the tests skip themselves)"
+  skip_no_cuda "pytest -m cuda" "no CUDA device (the tests skip themselves)"
 fi
 
 # -- 2. benchmarks ------------------------------------------------------------------------------------
 bench() {  # name split method timeout [--set ...]
   local name=$1 split=$2 method=$3 limit=$4; shift 4
-  if [ ! -d "$split" ]; then record "$name" skipped "no split"; return; fi
+  if [ ! -d "$split" ]; then skip_no_data "$name" "no split"; return; fi
+  local summary
   if timeout "$limit" "$PY" -m onebp bench --data "$split" --method "$method" --set threads=1 "$@" \
       > "$WORK/$name.json" 2> "$WORK/$name.log"; then
-    record "$name" ok "$("$PY" - "$WORK/$name.json" <<'EOF'
+    # ok only once its JSON reads back: a bench that exits 0 with a garbled result has not passed
+    if summary=$("$PY" - "$WORK/$name.json" 2>> "$WORK/$name.log" <<'EOF'
 import json, sys
 r = json.loads(open(sys.argv[1]).read().splitlines()[-1])
 gpu = f", GPU train/eval {r['peak_gpu_train_mb']}/{r['peak_gpu_eval_mb']} MB" if r.get("peak_gpu_train_mb") is not None else ""
 print(f"{r['epoch_seconds_median']:.4g} s/epoch, {r['eval_seconds_median']:.4g} s/eval, dim {r['dim']} on {r['device']}{gpu}")
 EOF
-)"
+    ); then
+      record "$name" ok "$summary"
+    else
+      record "$name" FAILED "exit 0 but no readable result in $WORK/$name.json (log: $WORK/$name.log)"
+    fi
   else
     record "$name" FAILED "exit $? (log: $WORK/$name.log)"
   fi
@@ -100,22 +119,35 @@ if [ "$CUDA" = 1 ]; then
   done
 else
   for m in onebp twobp; do
-    record "bench $m gowalla d1024" skipped "no CUDA device: on a CPU an epoch at d 1024 takes 50-170 s (README), and the GPU timing is what this check is for"
+    skip_no_cuda "bench $m gowalla d1024" "no CUDA device: on a CPU an epoch at d 1024 takes 50-170 s (README), and the GPU timing is what this check is for"
   done
 fi
 
 # -- 3. CPU vs CUDA ------------------------------------------------------------------------------------
-if [ "$CUDA" = 1 ] && [ -d "$ML" ]; then
-  for m in onebp twobp; do
-    if timeout 120 "$PY" -m onebp.operations.device_agreement --data "$ML" --method "$m" --epochs 5 > "$WORK/agree-$m.json" 2>&1; then
-      st=ok
-    else
-      st=FAILED
-    fi
-    record "cpu vs cuda $m" "$st" "$("$PY" -c 'import json,sys; r=json.loads(open(sys.argv[1]).read().splitlines()[-1]); print(f"loss rel diff {r.get(\"loss_max_rel_diff\", float(\"nan\")):.2e} (tol 1e-3), metrics@20 max abs diff {max((r.get(\"metric_abs_diff\") or {\"-\": float(\"nan\")}).values()):.2e} (tol 5e-3)")' "$WORK/agree-$m.json" 2>/dev/null || tail -1 "$WORK/agree-$m.json")"
-  done
+if [ "$CUDA" != 1 ]; then
+  skip_no_cuda "cpu vs cuda" "no CUDA device"
+elif [ ! -d "$ML" ]; then
+  skip_no_data "cpu vs cuda" "no ML-100K split"
 else
-  record "cpu vs cuda" skipped "no CUDA device"
+  for m in onebp twobp; do
+    timeout 120 "$PY" -m onebp.operations.device_agreement --data "$ML" --method "$m" --epochs 5 > "$WORK/agree-$m.json" 2>&1
+    rc=$?
+    # ok needs exit 0 and a result that reads back with "agree": true; the summary shows the
+    # differences and any disagreements, or the output's last line when it does not parse
+    if summary=$("$PY" - "$WORK/agree-$m.json" 2>/dev/null <<'EOF'
+import json, sys
+r = json.loads(open(sys.argv[1]).read().splitlines()[-1])
+fmt = lambda v: "n/a" if v is None else f"{v:.2e}"
+print(f"loss rel diff {fmt(r.get('loss_max_rel_diff'))} (tol 1e-3), metrics@20 max abs diff "
+      f"{fmt(r.get('metric_max_abs_diff'))} (tol 5e-3)" + "".join(f"; {p}" for p in r.get("disagreements") or []))
+sys.exit(0 if r.get("agree") is True else 1)
+EOF
+    ) && [ "$rc" = 0 ]; then
+      record "cpu vs cuda $m" ok "$summary"
+    else
+      record "cpu vs cuda $m" FAILED "exit $rc: ${summary:-$(tail -1 "$WORK/agree-$m.json")} (output: $WORK/agree-$m.json)"
+    fi
+  done
 fi
 
 # -- 4. two concurrent gpu-run jobs --------------------------------------------------------------------
@@ -138,6 +170,8 @@ else:
     print(("ok" if d1 != d2 and overlap else "FAILED") + f"\tdevices {d1} and {d2}, concurrently={overlap}")
 EOF
 )
+# a helper that crashed printed nothing: say so, rather than record a blank status
+[ -n "$GPURUN" ] || GPURUN="FAILED"$'\t'"no result (logs: $WORK/gpurun1.err, $WORK/gpurun2.err)"
 record "gpu-run x2" "${GPURUN%%$'\t'*}" "${GPURUN#*$'\t'}"
 # The same lock mechanics with two fake devices and two jobs per device (works without a GPU).
 for i in 1 2 3; do
@@ -151,16 +185,27 @@ case "$FAKE" in *"7 x2"*"8 x1"*|*"7 x1"*"8 x2"*) record "gpu-run slots (fake 2 G
 # -- 5. LightGCN and SimpleX on Gowalla, if time remains ---------------------------------------------
 for m in lightgcn simplex; do
   if [ "$CUDA" != 1 ]; then
-    record "short run $m gowalla" skipped "no CUDA device (minutes per epoch on a CPU)"
+    skip_no_cuda "short run $m gowalla" "no CUDA device (minutes per epoch on a CPU)"
   elif [ ! -d "$GW" ]; then
-    record "short run $m gowalla" skipped "no Gowalla split"
+    skip_no_data "short run $m gowalla" "no Gowalla split"
   elif [ "$(elapsed)" -gt "$BUDGET" ]; then
     record "short run $m gowalla" skipped "out of time ($(elapsed) s of the ${BUDGET} s budget used)"
   else
     left=$(( 470 - $(elapsed) )); [ "$left" -gt 100 ] && left=100
     if timeout "$left" "$PY" -m onebp train --data "$GW" --method "$m" --set epochs=5 --set eval_every=5 \
         --set device=cuda --out "$WORK/run-$m" > "$WORK/run-$m.log" 2>&1; then
-      record "short run $m gowalla" ok "$("$PY" -c 'import json,sys; m=json.load(open(sys.argv[1])); print(f"5 epochs: {m[\"timing\"][\"epoch_seconds_median\"]:.3g} s/epoch, valid ndcg@20 {m[\"valid\"].get(\"ndcg@20\", float(\"nan\")):.4f}, GPU {m[\"memory\"][\"peak_gpu_mb\"]:.0f} MB")' "$WORK/run-$m/metrics.json")"
+      # (a heredoc, not -c: backslash-escaped quotes inside an f-string are a SyntaxError before 3.12)
+      if summary=$("$PY" - "$WORK/run-$m/metrics.json" 2>> "$WORK/run-$m.log" <<'EOF'
+import json, sys
+m = json.load(open(sys.argv[1]))
+print(f"5 epochs: {m['timing']['epoch_seconds_median']:.3g} s/epoch, valid ndcg@20 "
+      f"{m['valid'].get('ndcg@20', float('nan')):.4f}, GPU {m['memory']['peak_gpu_mb']:.0f} MB")
+EOF
+      ); then
+        record "short run $m gowalla" ok "$summary"
+      else
+        record "short run $m gowalla" FAILED "exit 0 but no readable $WORK/run-$m/metrics.json (log: $WORK/run-$m.log)"
+      fi
     else
       record "short run $m gowalla" FAILED "exit $? within ${left} s (log: $WORK/run-$m.log)"
     fi
@@ -170,4 +215,19 @@ done
 echo
 echo "GPU check on: $DEVICE ($NGPU GPU(s)), $(elapsed) s"
 column -t -s $'\t' "$SUMMARY" 2>/dev/null || cat "$SUMMARY"
-exit $FAILED
+if [ "$FAILED" = 1 ]; then
+  echo "exit 1: a step failed"
+  exit 1
+fi
+INCOMPLETE=()
+if [ "$NO_CUDA" = 1 ] && [ "${ALLOW_NO_GPU:-0}" != 1 ]; then
+  INCOMPLETE+=("no CUDA device, the GPU steps did not run (ALLOW_NO_GPU=1 accepts a CPU-only run)")
+fi
+[ "$NO_DATA" = 1 ] && INCOMPLETE+=("a step's data is missing (DATA_DIR: $DATA)")
+if [ ${#INCOMPLETE[@]} -gt 0 ]; then
+  echo "exit 3: the check is incomplete:"
+  printf '  - %s\n' "${INCOMPLETE[@]}"
+  exit 3
+fi
+echo "exit 0"
+exit 0
