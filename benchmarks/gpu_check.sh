@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The prepared GPU check: one script, under 8 minutes on one GPU, one summary table at the end.
 #
-#   benchmarks/gpu_check.sh [DATA_DIR]        (default DATA_DIR: ../shared/data, or $ONEBP_CHECK_DATA)
+#   benchmarks/gpu_check.sh [DATA_DIR]        (default DATA_DIR: $ONEBP_CHECK_DATA, else data/check)
 #
 # DATA_DIR holds ml-100k-onebp-split/{100k_train,100k_test}.csv (the official OneBP ML-100K split)
-# and gowalla-lightgcn/{train,test}.txt (LightGCN's Gowalla). Steps:
+# and gowalla-lightgcn/{train,test}.txt (LightGCN's Gowalla); place or link them there (data/ is not
+# committed: docs/data.md says where each file comes from). Steps:
 #   1. the CUDA test subset (pytest -m cuda: device indices, CUDA-event epoch timer, memory peaks,
 #      CPU-vs-CUDA agreement on tiny data, checkpoints across devices)
 #   2. onebp bench for onebp and twobp on ML-100K (its official settings) and on Gowalla at d 1024
@@ -25,7 +26,7 @@
 #      still does). Without this, a CPU-only torch printed a table of skips and exited 0.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-DATA="${1:-${ONEBP_CHECK_DATA:-../shared/data}}"
+DATA="${1:-${ONEBP_CHECK_DATA:-data/check}}"
 PY="${PYTHON:-.venv/bin/python}"
 [ -x "$PY" ] || PY=python3
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/onebp-gpu-check.XXXXXX")"

@@ -114,20 +114,45 @@ def test_the_architecture_tree_lists_every_module_of_the_package() -> None:
     assert tree_entries(DOCS / "architecture.md", "onebp/") == modules
 
 
-SKIP = {".git", ".venv", ".snakemake", "data", "results", ".pytest_cache"}  # generated or not ours
+SKIP = {".git", ".venv", ".snakemake", ".pytest_cache", "__pycache__"}  # not ours, at any depth
+#: top-level folders a workflow fills (downloads, runs): only their committed parts below are read
+GENERATED = {"data", "results"}
+COMMITTED_UNDER_GENERATED = [Path("results") / "README.md", Path("results") / "reference"]
+
+
+SOURCE_PATTERNS = ("*.py", "*.md", "*.yaml", "*.smk", "*.rst", "Snakefile", "*.toml", "*.sh", "run")
 
 
 def _repo_files(*patterns: str) -> list[Path]:
     """Source and documentation files of the repository (no git needed: CI may test an export)."""
     out = []
     for root, dirs, files in os.walk(REPO):
-        dirs[:] = [d for d in dirs if d not in SKIP and not d.endswith(".egg-info") and d != "__pycache__"]
+        top = Path(root) == REPO
+        dirs[:] = [d for d in dirs if d not in SKIP and not d.endswith(".egg-info")
+                   and not (top and d in GENERATED)]
         out += [Path(root) / f for f in files if any(fnmatch.fnmatch(f, p) for p in patterns)]
-    return sorted(out)
+    for part in COMMITTED_UNDER_GENERATED:  # the shipped references and the results folder's README
+        where = REPO / part
+        if where.is_file():
+            out.append(where)
+        for root, dirs, files in os.walk(where):
+            dirs[:] = [d for d in dirs if d not in SKIP]
+            out += [Path(root) / f for f in files if any(fnmatch.fnmatch(f, p) for p in patterns)]
+    return sorted(set(out))
+
+
+def test_the_file_scan_reaches_nested_data_folders_scripts_and_references() -> None:
+    """The scan prunes only the top-level data/ and results/ (a workflow's downloads and runs): a
+    package or test folder named data, shell scripts, CI and the shipped references are read."""
+    scanned = {str(p.relative_to(REPO)) for p in _repo_files(*SOURCE_PATTERNS)}
+    for expected in ("onebp/data/catalog.py", "tests/data/__init__.py", "benchmarks/gpu_check.sh", ".ci/run",
+                     "results/README.md", "results/reference/ROBUSTNESS.md"):
+        assert expected in scanned, expected
+    assert not any(s.startswith(("data/", ".venv/")) for s in scanned)
 
 
 def _markdown_files() -> list[Path]:
-    return _repo_files("*.md") + [REPO / "results" / "README.md"]
+    return _repo_files("*.md")
 
 
 @pytest.mark.parametrize("doc", _markdown_files(), ids=lambda p: str(p.relative_to(REPO)))
@@ -148,7 +173,7 @@ def test_nothing_cites_files_outside_the_repository() -> None:
     """The design notes and checksum lists of the team's shared folder are not part of the
     repository; what a reader needs from them lives in docs/."""
     pattern = re.compile(r"DESIGN\.md|SHA256SUMS|\.\./shared")
-    files = _repo_files("*.py", "*.md", "*.yaml", "*.smk", "*.rst", "Snakefile", "*.toml")
+    files = _repo_files(*SOURCE_PATTERNS)
     hits = [f"{p.relative_to(REPO)}:{n}" for p in files if p.name != "test_docs.py"
             for n, line in enumerate(p.read_text(errors="replace").splitlines(), 1) if pattern.search(line)]
     assert not hits, hits

@@ -35,7 +35,6 @@ import pandas as pd
 
 from onebp.atomic import current_umask
 from onebp.errors import UserError
-from onebp.operations.study_archive import IN_PROGRESS
 from onebp.safe_paths import inside, safe_name
 
 RUN_FILES = ("config.json", "env.json", "metrics.json", "curve.csv")  # curve.csv: the cap rule's trend test
@@ -107,6 +106,11 @@ def _run_path(workdir: Path, run_dir: str) -> Path:
     "results/runs/../../x" is not taken for a path under results/."""
     p = Path(run_dir)
     return Path(os.path.abspath(p if p.is_absolute() else workdir / p))
+
+
+#: what an unfinished run leaves in its directory (the trainer's resume state and checkpoint); report
+#: reads finished runs only and imports nothing above core, so the names are repeated here
+IN_PROGRESS = ("run_state.json", "checkpoint.pt")
 
 
 def _check_finished(where: str, d: Path) -> None:

@@ -367,3 +367,13 @@ def test_a_damaged_env_json_is_named_and_nothing_is_written(tmp_path: Path) -> N
     with pytest.raises(UserError, match=rf"{env}: cannot read"):
         freeze(tmp_path, tmp_path / "ref", command="x", wall="y")
     assert not (tmp_path / "ref").exists()
+
+
+def test_the_in_progress_markers_are_the_trainers() -> None:
+    """report may not import training (layering), so it names the files an unfinished run leaves:
+    they must stay the trainer's and the study archive's."""
+    from onebp.operations.study_archive import IN_PROGRESS as archive
+    from onebp.report.reference import IN_PROGRESS
+    from onebp.training.commands import RUN_STATE
+
+    assert RUN_STATE in IN_PROGRESS and set(IN_PROGRESS) == set(archive)
