@@ -28,14 +28,23 @@ def _md(frame: pd.DataFrame) -> str:
     return tabulate(frame, headers="keys", tablefmt="github", showindex=False, disable_numparse=True)
 
 
+def _ours_cell(mean: float, std: float, n: int, nonfinite: int) -> str:
+    """Our parity value: mean ± std over the finite seeds, and how many seeds were not finite."""
+    bad = f"; {nonfinite} not finite" if nonfinite else ""
+    if n == 0:
+        return f"no finite value ({nonfinite} seed{'s' if nonfinite != 1 else ''})" if nonfinite else "not run"
+    return (f"{mean:.4f}" + (f" ± {std:.4f}" if np.isfinite(std) else "")
+            + f" ({n} seed{'s' if n != 1 else ''}{bad})")
+
+
 def _parity_md(df: pd.DataFrame) -> str:
     p = C.parity_frame(df)
     out = pd.DataFrame({
         "metric": p["metric"],
         "official code (reference)": p["official"].map(lambda v: f"{v:.4f}"),
         "ours (mean ± std over seeds)": [
-            "not run" if n == 0 else f"{m:.4f}" + (f" ± {s:.4f}" if np.isfinite(s) else "") + f" ({n} seeds)"
-            for m, s, n in zip(p["ours"], p["std"], p["n_seeds"], strict=True)],
+            _ours_cell(m, s, int(n), int(bad)) for m, s, n, bad in
+            zip(p["ours"], p["std"], p["n_seeds"], p.get("n_nonfinite", pd.Series(0, index=p.index)), strict=True)],
         "Δ (ours − official)": [("" if not np.isfinite(m) else f"{m - o:+.4f}")
                                 for m, o in zip(p["ours"], p["official"], strict=True)],
         "verdict": p["verdict"],

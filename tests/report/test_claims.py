@@ -431,3 +431,13 @@ def test_paired_time_ratio_counts_the_pairs_it_leaves_out() -> None:
     half = bench.fillna(1.0).assign(repeat=[None] * 5 + [1, 2, 3, 4, 5])
     with pytest.raises(ValueError, match="repeat number and others not"):
         speed_rows(half, df, ["toy"])
+
+
+def test_the_parity_section_shows_seeds_that_were_not_finite() -> None:
+    from onebp.report.reproduction import _parity_md
+
+    official = OFFICIAL_BEST["recall@20"]
+    text = _parity_md(_parity_df([{"recall@20": v} for v in (np.nan, official)]))
+    assert f"{official:.4f} (1 seed; 1 not finite)" in text
+    text = _parity_md(_parity_df([{"recall@20": v} for v in (np.nan, np.nan)]))
+    assert "no finite value (2 seeds)" in text and "not run" not in text.split("recall@20")[1].split("\n")[0]
