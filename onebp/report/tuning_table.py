@@ -36,10 +36,15 @@ def trial_cap(r: dict) -> CapCheck | None:
     cap = float(budget.get("max_epochs") or r.get("epochs_run") or math.nan)
     if r.get("epochs_run") == 0:
         cap = 0.0  # trains no epochs (EASE, most-popular): never cap-bound
+    # None: trials.csv does not say whether early stopping ended it (never read as "did not") — unless
+    # the budget's patience could not run out before the cap after the selected epoch
+    stopped, patience = r.get("stopped_early"), budget.get("patience_epochs")
+    if stopped is None and patience is not None and math.isfinite(cap) and float(e) + float(patience) > cap:
+        stopped = False
     if r.get("trial_dir"):
         return run_cap(r["trial_dir"], {"selected_epoch": e, "epochs_run": r.get("epochs_run", cap),
-                                        "stopped_early": bool(r.get("stopped_early", False))})
-    return cap_check(float(e), cap, bool(r.get("stopped_early", False)), None)
+                                        "stopped_early": stopped})
+    return cap_check(float(e), cap, stopped, None)
 
 
 def _epoch_cell(r: dict) -> str:
@@ -69,7 +74,10 @@ def load_best(path: str | Path) -> dict:
     for col in ("stopped_early", "epochs_run"):
         if not chosen.empty and col in chosen:
             v = chosen[col].iloc[0]
-            best[col] = str(v).strip().lower() == "true" if col == "stopped_early" else float(v)
+            if col == "epochs_run":
+                best[col] = float(v)
+            elif str(v).strip().lower() in ("true", "false"):  # an empty cell is not "did not stop early"
+                best[col] = str(v).strip().lower() == "true"
     # The chosen trial's directory (for its curve): as written, or under this tuning folder's
     # trials/ (a frozen reference keeps neither; the cap rule then says "unknown" where it must).
     rd = str(best.get("run_dir") or "")

@@ -161,12 +161,19 @@ def test_tuning_table_marks_a_cap_bound_choice(tmp_path: Path) -> None:
     budget = {"n_trials": 2, "max_epochs": CAP, "eval_every": 5, "patience_epochs": 200, "sampler": "qmc", "seed": 0}
     common = {"dataset": "toy", "n_trials": 2, "n_failed": 0, "select_metric": "ndcg@20", "default_value": 0.2,
               "budget": budget, "params": {"lr": 1e-3}, "valid_value": 0.25}
-    records = [{**common, "method": "near-cap", "trial": 1, "selected_epoch": 170},  # (a): 170 > 160
+    records = [{**common, "method": "near-cap", "trial": 1, "selected_epoch": 170,  # (a): 170 > 160
+                "stopped_early": False},
+               # early stopping not recorded: patience 200 cannot run out before the cap after epoch 170;
+               # patience 20 could have (170 + 20 <= 200)
+               {**common, "method": "near-cap?", "trial": 1, "selected_epoch": 170},
+               {**common, "method": "near-cap??", "trial": 1, "selected_epoch": 170,
+                "budget": {**budget, "patience_epochs": 20}},
                {**common, "method": "early", "trial": 0, "selected_epoch": 90, "stopped_early": True},
                {**common, "method": "nocurve", "trial": 0, "selected_epoch": 90},
                {**common, "method": "ease", "trial": 0, "selected_epoch": 0, "epochs_run": 0}]
     cells = tuning_table(records).cells.set_index("method")["selected epoch"]
     assert cells["near-cap"] == "170 (cap-bound)" and cells["early"] == "90"
+    assert cells["near-cap?"] == "170 (cap-bound)" and cells["near-cap??"] == "170 (cap: unknown)"
     assert cells["nocurve"] == "90 (cap: unknown)" and cells["ease"] == "0"
     # load_best finds the chosen trial's curve under trials/ and its early stopping in trials.csv
     tdir = tmp_path / "toy" / "rising"
@@ -180,6 +187,15 @@ def test_tuning_table_marks_a_cap_bound_choice(tmp_path: Path) -> None:
     rec = load_best(tdir / "best.json")
     assert rec["trial_dir"] == str(trial_dir) and rec["stopped_early"] is False
     assert tuning_table([rec]).cells["selected epoch"].iloc[0] == "150 (cap-bound)"  # (b): still rising
+    # a trials.csv that does not say whether the chosen trial stopped early: not read as "it did not"
+    pd.DataFrame({"trial": [0, 1], "status": ["ok", "ok"], "stopped_early": [False, None],
+                  "epochs_run": [CAP, CAP]}).to_csv(tdir / "trials.csv", index=False)
+    (trial_dir / "metrics.json").unlink()  # nor can the run's own record say
+    (tdir / "best.json").write_text(json.dumps({**json.loads((tdir / "best.json").read_text()),
+                                                "budget": {**budget, "patience_epochs": 20}}))
+    rec = load_best(tdir / "best.json")
+    assert "stopped_early" not in rec
+    assert tuning_table([rec]).cells["selected epoch"].iloc[0] == "150 (cap: unknown)"
 
 
 def test_a_curve_without_validation_values_is_no_curve(tmp_path: Path) -> None:
