@@ -179,6 +179,24 @@ def test_nothing_cites_files_outside_the_repository() -> None:
     assert not hits, hits
 
 
+def _decimals(text: str) -> list[str]:
+    """Every decimal number written in ``text`` (sign and leading × dropped), as written."""
+    return re.findall(r"(?<![\w.])\d+\.\d+", text)
+
+
+def test_readme_reading_of_the_headline_quotes_the_matrix() -> None:
+    """The README's "Read it as" paragraph is typed by hand: every decimal it quotes (effects, ratios,
+    intervals) must be a value of results/reference/ROBUSTNESS.md rounded to the digits shown."""
+    readme = (REPO / "README.md").read_text()
+    para = readme[readme.index("**Read it as:**"):readme.index("\n## ", readme.index("**Read it as:**"))]
+    matrix = {float(v) for v in _decimals((REPO / "results" / "reference" / "ROBUSTNESS.md").read_text())}
+    quoted = _decimals(para)
+    assert len(quoted) >= 5  # the paragraph quotes effects; a rewrite without any must revisit this test
+    missing = [q for q in quoted
+               if not any(round(v, len(q.split(".")[1])) == float(q) for v in matrix)]
+    assert not missing, f"README's reading quotes {missing}, which results/reference/ROBUSTNESS.md does not hold"
+
+
 def test_readme_headline_is_the_robustness_matrix_at_a_glance() -> None:
     # the README's headline is generated (results/reference/ROBUSTNESS.md's "At a glance" block), never typed
     start, end = "<!-- headline-matrix", "<!-- /headline-matrix -->"
