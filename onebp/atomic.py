@@ -80,6 +80,15 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
+def fsync_tree(root: str | os.PathLike) -> None:
+    """Flush every file and folder under ``root`` (a folder built apart before it is renamed into
+    place, so a power cut cannot leave it with empty files). Folders: best effort, as above."""
+    for dirpath, _, files in os.walk(root):
+        for name in files:
+            _fsync_path(os.path.join(dirpath, name))
+        _fsync_directory(Path(dirpath))
+
+
 def atomic_write(path: str | os.PathLike, data: str | bytes) -> None:
     with atomic_path(path) as tmp:
         if isinstance(data, bytes):

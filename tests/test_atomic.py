@@ -87,3 +87,19 @@ def test_a_failed_fsync_of_the_file_keeps_the_old_target(tmp_path, monkeypatch):
         atomic_write(tmp_path / "a.json", "new")
     assert (tmp_path / "a.json").read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="names an fd through /proc (Linux)")
+def test_fsync_tree_flushes_every_file_and_folder(tmp_path, monkeypatch):
+
+    from onebp import atomic
+
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    for name in ("x", "a/y", "a/b/z"):
+        (tmp_path / name).write_text(name)
+    flushed = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(atomic.os, "fsync", lambda fd: (flushed.append(os.readlink(f"/proc/self/fd/{fd}")),
+                                                          real_fsync(fd)))
+    atomic.fsync_tree(tmp_path)
+    assert sorted(flushed) == sorted(str(tmp_path / p) for p in ("x", "a/y", "a/b/z", "", "a", "a/b"))

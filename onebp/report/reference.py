@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from onebp.atomic import current_umask
+from onebp.atomic import current_umask, fsync_tree
 from onebp.errors import UserError
 from onebp.safe_paths import inside, safe_name
 
@@ -271,24 +271,6 @@ def _check_out(out: Path, sources: list[Path]) -> Path:
     return phys
 
 
-def _flush(root: Path) -> None:
-    """fsync every file and folder under ``root`` before it replaces the old reference, so a power cut
-    cannot leave the new one with empty files and the old one gone (folders: best effort, as in
-    onebp.atomic)."""
-    for dirpath, _, files in os.walk(root):
-        for name in [*files, "."]:
-            try:
-                fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
-            except OSError:
-                continue
-            try:
-                os.fsync(fd)
-            except OSError:
-                pass
-            finally:
-                os.close(fd)
-
-
 def _build_and_swap(phys: Path, files: list[tuple[Path | None, Path, str | None]]) -> None:
     """Write ``files`` ((source to copy or None, path under the reference, text or None)) into a new
     folder next to ``phys`` and swap it in for ``phys``.
@@ -315,7 +297,7 @@ def _build_and_swap(phys: Path, files: list[tuple[Path | None, Path, str | None]
             except OSError as exc:
                 raise UserError(f"{src if text is None else dst}: cannot copy ({exc.strerror or exc}); "
                                 "--out left as it was") from None
-        _flush(tmp)
+        fsync_tree(tmp)
         if phys.exists():
             old = Path(tempfile.mkdtemp(dir=phys.parent, prefix=f".{phys.name}.old-"))
             old.rmdir()  # a free name to move the old reference to
