@@ -2,8 +2,8 @@
 
 ``prepare``: fetch/verify → parse → implicit (rating threshold) → de-duplicate → iterative k-core →
 contiguous ids (maps saved) → split (+ validation) → ``stats.json``, id maps, part files, and
-``meta.json`` last. Any existing ``meta.json`` in the target is removed first, so a crash leaves a
-folder that is not a split rather than a stale-looking complete one.
+``meta.json`` last, all in a hidden sibling folder that replaces the target only once complete: a
+failure leaves the old split (if any) as it was, and no file of the old one survives a re-prepare.
 
 ``import_split``: already-split files (OneBP CSVs, LightGCN) → the same format, ids kept as they are
 (``n_users``/``n_items`` = max id + 1 over both files), optional validation carved from train.
@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -21,12 +23,13 @@ import numpy as np
 import pandas as pd
 
 import onebp
+from onebp.atomic import current_umask, fsync_tree
 from onebp.data.catalog import Dataset, Defaults
-from onebp.data.dataset_stats import split_stats, write_stats
+from onebp.data.dataset_stats import STATS_FILE, split_stats, write_stats
 from onebp.data.download import FetchOptions, digests, fetch_dataset
 from onebp.data.parsers import parse
 from onebp.data.preprocess import deduplicate, kcore, remap_ids, to_implicit, write_id_maps
-from onebp.data.split_format import Split, save_split
+from onebp.data.split_format import PARTS, Split, save_split
 from onebp.data.splitting import SPLIT_KINDS, derive_rng, make_split
 from onebp.errors import UserError
 
@@ -117,15 +120,76 @@ def _check_heldout(parts: dict[str, np.ndarray], info: dict[str, int], test_labe
                         "data; raise --valid-ratio or use 0 (no validation part)")
 
 
-def _begin(out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "meta.json").unlink(missing_ok=True)
+#: what a split folder holds (save_split's parts and meta.json, stats.json, prepare's id maps). A
+#: re-prepare replaces the whole folder, so one holding anything else (a mistyped --out, the user's
+#: own files) is refused rather than deleted.
+SPLIT_FILES = frozenset({*(f"{p}.tsv" for p in PARTS), "meta.json", STATS_FILE, "user_map.tsv", "item_map.tsv"})
 
 
-def _finish(out: Path, split: Split, info: dict[str, int]) -> dict[str, Any]:
-    stats = split_stats(split, info)
-    write_stats(out, stats)
-    save_split(split, out)  # writes meta.json last
+def _is_split_file(name: str) -> bool:
+    # also the hidden temporary files of an interrupted atomic write (.train.tsv.XXXX.tmp)
+    return name in SPLIT_FILES or any(name.startswith(f".{known}.") for known in SPLIT_FILES)
+
+
+def _begin(out_dir: str | os.PathLike) -> tuple[Path, Path]:
+    """Check the target and make the hidden sibling folder the split is built in: ``(target, temp)``.
+    Building apart and swapping in at the end keeps the old split whole until the new one is complete
+    (a failure half-way, e.g. a full disk, loses nothing) and leaves no stale file of the old one."""
+    out = Path(out_dir)
+    for above in (out, *out.parents):
+        if above.exists() or above.is_symlink():
+            if not above.is_dir():
+                where = "is" if above == out else f"is under {above}, which is"
+                raise UserError(f"--out {out}: {where} not a directory (a file); choose another --out")
+            break
+    out = out.resolve()  # the real folder (through a link), and a parent even for '.'
+    if out.is_dir():
+        foreign = sorted(n for n in os.listdir(out) if not _is_split_file(n))
+        if foreign:
+            raise UserError(f"--out {out}: holds {foreign[0]!r}, which is not part of a split "
+                            f"({len(foreign)} such entr{'y' if len(foreign) == 1 else 'ies'}); a prepared "
+                            "split replaces the whole folder, so choose an empty or new one")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".building"))
+    except OSError as e:
+        raise UserError(f"--out {out}: cannot create a folder next to it ({e.strerror or e})") from e
+    # mkdtemp makes the folder 0700; give it an ordinary mkdir's mode so a shared split stays readable
+    os.chmod(tmp, 0o777 & ~current_umask())
+    return out, tmp
+
+
+def _swap_in(tmp: Path, out: Path) -> None:
+    """Put the complete folder ``tmp`` at ``out``: the old one is moved aside first and removed only
+    once the new one is in place (a crash in between leaves it whole under its hidden name)."""
+    fsync_tree(tmp)  # the files are on disk before any name points at them
+    old = None
+    if out.exists():
+        old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".old"))
+        os.replace(out, old)  # onto the empty folder mkdtemp reserved (rename may replace an empty dir)
+    try:
+        os.replace(tmp, out)
+    except BaseException:
+        if old is not None:
+            os.replace(old, out)  # put the old split back
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _finish(out: Path, tmp: Path, split: Split, info: dict[str, int],
+            user_ids: np.ndarray | None = None, item_ids: np.ndarray | None = None) -> dict[str, Any]:
+    """Write the split into ``tmp`` and swap it in at ``out``; ``tmp`` is removed on any failure."""
+    try:
+        if user_ids is not None and item_ids is not None:
+            write_id_maps(tmp, user_ids, item_ids)
+        stats = split_stats(split, info)
+        write_stats(tmp, stats)
+        save_split(split, tmp)  # writes meta.json last
+        _swap_in(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return stats
 
 
@@ -211,11 +275,8 @@ def prepare(
         },
         "onebp_version": onebp.__version__,
     }
-    out = Path(out_dir)
-    _begin(out)
-    write_id_maps(out, user_ids, item_ids)
     split = Split(n_users=n_users, n_items=n_items, parts=parts, name=ds.name, provenance=provenance)
-    return _finish(out, split, info)
+    return _finish(*_begin(out_dir), split, info, user_ids, item_ids)
 
 
 IMPORT_FORMATS = {"onebp-csv": "onebp-csv", "lightgcn": "lightgcn"}
@@ -266,7 +327,5 @@ def import_split(
                   "rng": "numpy default_rng(sha256(name, 'given', seed, part))", "dropped": info},
         "onebp_version": onebp.__version__,
     }
-    out = Path(out_dir)
-    _begin(out)
     split = Split(n_users=n_users, n_items=n_items, parts=parts, name=name, provenance=provenance)
-    return _finish(out, split, info)
+    return _finish(*_begin(out_dir), split, info)
