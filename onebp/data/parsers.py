@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,9 +25,16 @@ def _fail(path: Path, lineno: int, expected: str, line: str) -> UserError:
     return UserError(f"{path.name}:{lineno}: expected {expected}, got {line.rstrip(chr(10))[:200]!r}")
 
 
+#: what the fast parsers read as an integer. ASCII digits only: str.isdigit also accepts '٣' or '²',
+#: which pandas refuses, so the scan would find no bad line.
+_INT = re.compile(r"-?[0-9]+")
+_INT64 = (-(1 << 63), (1 << 63) - 1)
+
+
 def _is_int(s: str) -> bool:
     s = s.strip()
-    return s.lstrip("-").isdigit()
+    # ...and within int64: a 20-digit id overflows pandas/numpy (OverflowError, then this scan)
+    return _INT.fullmatch(s) is not None and _INT64[0] <= int(s) <= _INT64[1]
 
 
 def _scan(path: Path, text: str, check: Callable[[str], bool], expected: str, skip: int = 0) -> UserError:
@@ -65,7 +73,7 @@ def parse_udata(path: str | os.PathLike) -> pd.DataFrame:
     expected = "4 tab-separated integers 'user item rating timestamp'"
     try:
         return _int_frame(path, text, "\t", list(COLUMNS), None)
-    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
+    except (ValueError, OverflowError, pd.errors.ParserError, pd.errors.EmptyDataError):
         def ok(line: str) -> bool:
             f = line.split("\t")
             return len(f) == 4 and all(map(_is_int, f))
@@ -83,7 +91,7 @@ def parse_ratings_dat(path: str | os.PathLike) -> pd.DataFrame:
         if "\t" in text:
             raise ValueError("tab in a '::' file")
         return _int_frame(path, text.replace("::", "\t"), "\t", list(COLUMNS), None)
-    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
+    except (ValueError, OverflowError, pd.errors.ParserError, pd.errors.EmptyDataError):
         def ok(line: str) -> bool:
             f = line.split("::")
             return len(f) == 4 and all(map(_is_int, f))
@@ -100,7 +108,7 @@ def parse_onebp_csv(path: str | os.PathLike) -> pd.DataFrame:
     ncol = len(first.split(","))
     try:
         frame = _int_frame(path, text, ",", [], 0)
-    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
+    except (ValueError, OverflowError, pd.errors.ParserError, pd.errors.EmptyDataError):
         def ok(line: str) -> bool:
             f = line.split(",")
             return len(f) == ncol and all(map(_is_int, f))
@@ -120,8 +128,12 @@ def parse_lightgcn(path: str | os.PathLike) -> pd.DataFrame:
     # Per line (= per user, not per interaction) we only count tokens; the ints are converted at once.
     tokens_per_line = np.fromiter((len(line.split()) for line in lines), dtype=np.int64, count=len(lines))
     try:
+        # numpy reads through int(), which takes any Unicode digit ('٣' as 3); pandas (the other
+        # formats) refuses those, so do the same here (a slow check only for a non-ASCII file)
+        if not text.isascii() and not all(_INT.fullmatch(t) for t in text.split()):
+            raise ValueError("a non-ASCII digit")
         values = np.array(text.split(), dtype=np.int64)
-    except ValueError:
+    except (ValueError, OverflowError):
         def ok(line: str) -> bool:
             return all(map(_is_int, line.split()))
         raise _scan(path, text, ok, "whitespace-separated integers 'user item item ...'") from None

@@ -71,3 +71,21 @@ def test_bad_header_and_unknown_format(tmp_path):
         parse(f, "onebp-csv")
     with pytest.raises(UserError, match="unknown format"):
         parse(f, "parquet")
+
+
+@pytest.mark.parametrize(("name", "fmt", "text", "bad"), [
+    ("u.data", "u.data", "1\t2\t3\t4\n99999999999999999999\t2\t3\t4\n", 2),
+    ("u.data", "u.data", "1\t2\t3\t4\n1\t\u0663\t3\t4\n", 2),
+    ("tr.csv", "onebp-csv", "user,item,rating\n1,2,3\n99999999999999999999,2,3\n", 3),
+    ("tr.csv", "onebp-csv", "user,item,rating\n1,\u0663,3\n", 2),
+    ("ratings.dat", "ratings.dat", "1::2::3::4\n1::99999999999999999999::3::4\n", 2),
+    ("train.txt", "lightgcn", "1 2 3\n2 99999999999999999999\n", 2),
+    ("train.txt", "lightgcn", "1 2 3\n2 \u0663\n", 2),
+])
+def test_an_id_beyond_int64_or_a_non_ascii_digit_names_its_line(tmp_path, name, fmt, text, bad):
+    """Before: a 20-digit id was an OverflowError traceback, a non-ASCII digit (str.isdigit accepts it)
+    'cannot parse (no single malformed line found)'."""
+    f = tmp_path / name
+    f.write_text(text, encoding="utf-8")
+    with pytest.raises(UserError, match=rf"^{name.replace('.', r'[.]')}:{bad}: expected "):
+        parse(f, fmt)
