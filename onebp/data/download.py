@@ -18,10 +18,12 @@
 from __future__ import annotations
 
 import hashlib
+import lzma
 import os
 import sys
 import time
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -200,6 +202,7 @@ def fetch_file(rf: RemoteFile, folder: str | os.PathLike, opts: FetchOptions) ->
     record: dict[str, Any] = {"filename": rf.filename, "url": rf.url, "expected": expected}
     member = rf.member
     member_path = folder / member.filename if member else None
+    _check_targets(folder, [path] + ([member_path] if member_path is not None else []))
 
     if path.is_file():
         record.update(_accept_present(path, expected, rf.url, opts))
@@ -245,6 +248,20 @@ def fetch_file(rf: RemoteFile, folder: str | os.PathLike, opts: FetchOptions) ->
     return {**record, **_extract(path, member, folder)}
 
 
+def _check_targets(folder: Path, targets: list[Path]) -> None:
+    """Refuse, before anything is fetched, a raw folder under a file or a raw file's name taken by a
+    folder (else a whole download ends in NotADirectoryError/IsADirectoryError tracebacks)."""
+    for above in (folder, *folder.parents):
+        if above.exists() or above.is_symlink():
+            if not above.is_dir():
+                raise UserError(f"{folder}: raw folder {'is' if above == folder else f'is under {above}, which is'} "
+                                "not a directory (a file); choose another --raw-dir")
+            break
+    for target in targets:
+        if target.is_dir():
+            raise UserError(f"{target}: is a directory where the raw file belongs; move it away")
+
+
 def _accept_present(path: Path, expected: dict[str, Any], label: str, opts: FetchOptions) -> dict[str, Any]:
     actual = digests(path)
     problem = _mismatch(actual, expected)
@@ -269,6 +286,12 @@ def _extract(archive: Path, member, folder: Path) -> dict[str, Any]:
         raise UserError(f"{archive}: archive has no member {member.path!r}") from None
     except zipfile.BadZipFile as exc:
         raise UserError(f"{archive}: not a valid zip archive: {exc}") from None
+    except (zlib.error, lzma.LZMAError, EOFError, NotImplementedError, OSError) as exc:
+        # a damaged compressed member: zlib.error (deflate), OSError (bzip2), LZMAError, EOFError
+        # (cut short); NotImplementedError: a compression method zipfile cannot read
+        why = " ".join(str(getattr(exc, "strerror", None) or exc).split()) or type(exc).__name__
+        raise UserError(f"{archive}: cannot extract {member.path!r} ({type(exc).__name__}: {why}); the archive "
+                        "is damaged or unsupported: delete it and download it again") from None
     with atomic_path(target, suffix=".part") as tmp:
         tmp.write_bytes(data)
     m_actual = digests(target)

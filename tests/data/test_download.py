@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import io
 import threading
+import zipfile
 from collections import Counter
 
 import pytest
@@ -183,3 +185,46 @@ def test_digests_git_blob_matches_git(tmp_path):
     # `git hash-object` of "hello\n" is ce013625030ba8dba906f756967f9e9ca394464a.
     (tmp_path / "h").write_bytes(b"hello\n")
     assert digests(tmp_path / "h")["git_blob"] == "ce013625030ba8dba906f756967f9e9ca394464a"
+
+
+def _corrupt_zip(method: int) -> bytes:
+    """A zip whose compressed member ``d/u.data`` is damaged (its central directory is intact)."""
+    data = "".join(f"{u}\t{u % 7}\t4\t{u * 13}\n" for u in range(3000)).encode()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=method) as zf:
+        zf.writestr("d/u.data", data)
+    raw = bytearray(buf.getvalue())
+    start = 30 + len("d/u.data")  # local header + name: the compressed bytes follow
+    raw[start + 20:start + 60] = b"\xff" * 40
+    return bytes(raw)
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA])
+def test_a_damaged_archive_member_says_delete_and_download_again(tmp_path, method):
+    """Before: zlib.error / OSError / LZMAError tracebacks from zipfile."""
+    archive = _corrupt_zip(method)
+    (tmp_path / "a.zip").write_bytes(archive)
+    rf = RemoteFile("a.zip", "http://127.0.0.1:9/a.zip", sha256=sha(archive), member=Member("d/u.data", "u.data"))
+    with pytest.raises(UserError, match=r"a\.zip: cannot extract 'd/u\.data' .*delete it and download it again"):
+        fetch_file(rf, tmp_path, FetchOptions(offline=True, **FAST))
+    assert leftovers(tmp_path) == ["a.zip"]
+
+
+def test_a_raw_folder_under_a_file_is_refused_before_downloading(server, tmp_path):
+    """Before: NotADirectoryError traceback (online)."""
+    server.files["/f.txt"] = b"payload"
+    (tmp_path / "afile").write_text("x")
+    rf = RemoteFile("f.txt", f"{server.url}/f.txt", sha256=sha(b"payload"))
+    with pytest.raises(UserError, match=r"is under .*afile, which is not a directory"):
+        fetch_file(rf, tmp_path / "afile" / "ds", FetchOptions(**FAST))
+    assert server.hits["/f.txt"] == 0
+
+
+def test_a_folder_where_the_raw_file_belongs_is_refused_before_downloading(server, tmp_path):
+    """Before: the whole file was downloaded, then IsADirectoryError on the rename."""
+    server.files["/f.txt"] = b"payload"
+    (tmp_path / "f.txt").mkdir()
+    rf = RemoteFile("f.txt", f"{server.url}/f.txt", sha256=sha(b"payload"))
+    with pytest.raises(UserError, match=r"f\.txt: is a directory where the raw file belongs"):
+        fetch_file(rf, tmp_path, FetchOptions(**FAST))
+    assert server.hits["/f.txt"] == 0
