@@ -15,9 +15,10 @@ what ``--url/--sha256/--format`` on the command line and a ``--dataset-file`` JS
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -313,6 +314,40 @@ def _filename(url: str) -> str:
     return name
 
 
+#: the keys a dataset definition may use, with the JSON type each takes ("?": may be null). A key
+#: not listed is refused: a misspelt "sha265" or "defualts" silently ignored would drop a checksum
+#: or the preprocessing it meant to set.
+_SPEC_KEYS = {"name": "string", "files": "list", "description": "string", "defaults": "object", "expected": "object"}
+_FILE_KEYS = {"role": "string", "format": "string", "url": "string", "sha256": "string?", "git_blob": "string?",
+              "size": "integer?", "filename": "string?", "member_sha256": "string?"}
+_DEFAULTS_KEYS = {"kcore_user": "integer", "kcore_item": "integer", "min_rating": "number?", "split": "string",
+                  "test_ratio": "number", "valid_ratio": "number"}
+_EXPECTED_KEYS = {f.name: "integer?" for f in fields(Expected)}
+assert set(_DEFAULTS_KEYS) == {f.name for f in fields(Defaults)}
+
+
+def _is_type(value: Any, kind: str) -> bool:
+    if value is None:
+        return kind.endswith("?")
+    kind = kind.rstrip("?")
+    if isinstance(value, bool):  # JSON true/false is a Python int; never a count or a ratio here
+        return False
+    return isinstance(value, {"string": str, "list": list, "object": dict, "integer": int,
+                              "number": (int, float)}[kind])
+
+
+def _check_keys(where: str, obj: dict[str, Any], known: dict[str, str]) -> None:
+    """Refuse an unknown key (with the nearest known one) or a value of the wrong JSON type."""
+    for key, value in obj.items():
+        if key not in known:
+            near = difflib.get_close_matches(str(key), known, n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else f"; known: {', '.join(known)}"
+            raise UserError(f"{where}: unknown key {key!r}{hint}")
+        if not _is_type(value, known[key]):
+            kind = known[key].rstrip("?") + (" or null" if known[key].endswith("?") else "")
+            raise UserError(f"{where}: {key!r} must be a JSON {kind}, got {json.dumps(value)[:80]}")
+
+
 def custom_dataset(spec: dict[str, Any]) -> Dataset:
     """A dataset from a plain definition (a ``--dataset-file`` JSON, or built from CLI flags)::
 
@@ -330,10 +365,16 @@ def custom_dataset(spec: dict[str, Any]) -> Dataset:
     except (KeyError, TypeError):
         raise UserError("dataset definition needs 'name' and a list 'files'") from None
     safe_name(name, "dataset name")  # it names the raw folder RAW_DIR/<name>
+    _check_keys(f"dataset {name!r}", spec, _SPEC_KEYS)
+    for key, known in (("defaults", _DEFAULTS_KEYS), ("expected", _EXPECTED_KEYS)):
+        _check_keys(f"dataset {name!r}: {key}", spec.get(key, {}), known)
     inputs = []
-    for f in files:
+    for i, f in enumerate(files):
         if not isinstance(f, dict):
             raise UserError(f"dataset {name!r}: every entry of 'files' must be an object, got {f!r}")
+        _check_keys(f"dataset {name!r}: files[{i}]", f, _FILE_KEYS)
+        if f.get("size") is not None and f["size"] < 0:
+            raise UserError(f"dataset {name!r}: files[{i}]: 'size' must be >= 0, got {f['size']}")
         fmt = f.get("format")
         if fmt not in CUSTOM_FORMATS:
             raise UserError(f"dataset {name!r}: unknown format {fmt!r}; known: {', '.join(CUSTOM_FORMATS)}")

@@ -125,3 +125,45 @@ def test_workflow_schema_refuses_a_dataset_named_dotdot() -> None:
     assert not validator.is_valid({"datasets": [".."]})
     assert not validator.is_valid({"datasets": [".hidden"]})
     assert not validator.is_valid({"datasets": ["ml-100k"], "dataset_options": {"..": {}}})
+
+
+# --- a dataset definition's keys and types ------------------------------------------------------------
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ({"defualts": {}}, r"dataset 'x': unknown key 'defualts'; did you mean 'defaults'\?"),
+    ({"files": [{"role": "all", "format": "u.data", "url": "http://h/u.data", "sha265": "0" * 64}]},
+     r"dataset 'x': files\[0\]: unknown key 'sha265'; did you mean 'sha256'\?"),
+    ({"defaults": {"kcore": 5}}, r"dataset 'x': defaults: unknown key 'kcore'; did you mean 'kcore_user'\?"),
+    ({"expected": {"users": 3}}, r"dataset 'x': expected: unknown key 'users'; did you mean 'n_users'\?"),
+])
+def test_an_unknown_key_in_a_dataset_definition_is_refused(tmp_path: Path, extra: dict, message: str) -> None:
+    """Before: ignored silently (a misspelt checksum meant an unverified download, a misspelt
+    'defaults' the catalog's preprocessing)."""
+    path = tmp_path / "ds.json"
+    path.write_text(json.dumps({**_spec(), **extra}))
+    with pytest.raises(UserError, match=rf"ds\.json: {message}"):
+        load_dataset_file(path)
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ({"defaults": {"test_ratio": "0.2"}}, r"defaults: 'test_ratio' must be a JSON number, got \"0.2\""),
+    ({"defaults": {"kcore_user": "5"}}, r"defaults: 'kcore_user' must be a JSON integer, got \"5\""),
+    ({"defaults": {"min_rating": "4"}}, r"defaults: 'min_rating' must be a JSON number or null"),
+    ({"defaults": {"kcore_item": True}}, r"defaults: 'kcore_item' must be a JSON integer, got true"),
+    ({"defaults": []}, r"'defaults' must be a JSON object, got \[\]"),
+    ({"expected": {"n_users": "x"}}, r"expected: 'n_users' must be a JSON integer or null"),
+    ({"files": [{"role": "all", "format": "u.data", "url": "http://h/u.data", "sha256": 5}]},
+     r"files\[0\]: 'sha256' must be a JSON string or null, got 5"),
+    ({"files": [{"role": "all", "format": "u.data", "url": 5}]}, r"files\[0\]: 'url' must be a JSON string"),
+    ({"files": [{"role": "all", "format": "u.data", "url": "http://h/u.data", "size": "big"}]},
+     r"files\[0\]: 'size' must be a JSON integer or null"),
+    ({"files": [{"role": "all", "format": ["u.data"], "url": "http://h/u.data"}]},
+     r"files\[0\]: 'format' must be a JSON string"),
+])
+def test_a_value_of_the_wrong_type_names_its_key(tmp_path: Path, extra: dict, message: str) -> None:
+    """Before: TypeError/AttributeError tracebacks (or a string ratio compared with a float later)."""
+    path = tmp_path / "ds.json"
+    path.write_text(json.dumps({**_spec(), **extra}))
+    with pytest.raises(UserError, match=rf"ds\.json: dataset 'x': {message}"):
+        load_dataset_file(path)
+
