@@ -18,6 +18,7 @@ in its defaults or by ``--set``, is refused.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import re
 import types
@@ -79,13 +80,18 @@ class TrainConfig:
     seed: int = setting(0, section="protocol", ge=0, doc="training seed (initialisation, batches, negatives)")
     protocol: Literal["clean", "paper"] = setting(
         "clean", section="protocol", doc="clean: select the epoch on validation; paper: on test, as the paper")
-    epochs: int = setting(2000, section="protocol", ge=0, doc="maximum training epochs")
+    # 0 stays allowed: `benchmarks/startup.py` times `onebp train --set epochs=0` (build, evaluate the
+    # untrained model, test) to measure what a run pays before its first epoch.
+    epochs: int = setting(2000, section="protocol", ge=0,
+                          doc="maximum training epochs (0: none, the untrained model is evaluated; "
+                              "one-shot methods ignore it)")
     eval_every: int = setting(5, section="protocol", ge=1, doc="evaluate every this many epochs")
     # Early stopping (protocol clean), in epochs so that it does not depend on eval_every: stop once
     # patience_epochs epochs have passed since the best validation value, but never before min_epochs.
     patience_epochs: int = setting(300, section="protocol", ge=1,
                                    doc="stop after this many epochs without a better validation value")
-    min_epochs: int = setting(0, section="protocol", ge=0, doc="never stop early before this epoch")
+    min_epochs: int = setting(0, section="protocol", ge=0,
+                              doc="never stop early before this epoch (at most epochs)")
     select_metric: str = setting(
         "ndcg@20", section="protocol", pattern=_METRIC_PATTERN,
         expect=f"<metric>@<k> with metric one of {', '.join(METRIC_NAMES)} and k a cut-off in ks",
@@ -207,8 +213,9 @@ def settings_help() -> str:
 
 
 # -- parsing ------------------------------------------------------------------------------------------
-def parse_value(key: str, raw: Any, typ: Any) -> Any:
-    """Convert a ``--set`` string (or a YAML/JSON value) to the field's type; error names the key.
+def parse_value(key: str, raw: Any, typ: Any, source: str = "--set") -> Any:
+    """Convert a ``--set`` string (or a YAML/JSON value) to the field's type; error names the key
+    and ``source`` (where the value came from: ``--set``, or e.g. ``--params-file p.json``).
     Nothing is rounded: ``12.9`` for an integer setting is refused, not truncated to 12."""
     origin = typing.get_origin(typ)
     try:
@@ -223,12 +230,12 @@ def parse_value(key: str, raw: Any, typ: Any) -> Any:
             if not isinstance(raw, (list, tuple)):
                 raise ValueError("expected a comma-separated list")
             (inner, *_) = typing.get_args(typ) or (str,)
-            return tuple(parse_value(key, x, inner) for x in raw)
+            return tuple(parse_value(key, x, inner, source) for x in raw)
         if origin in (typing.Union, types.UnionType):
             args = [a for a in typing.get_args(typ) if a is not type(None)]
             if raw in (None, "none", "None", ""):
                 return None
-            return parse_value(key, raw, args[0])
+            return parse_value(key, raw, args[0], source)
         if typ is bool:
             if isinstance(raw, bool):
                 return raw
@@ -248,8 +255,28 @@ def parse_value(key: str, raw: Any, typ: Any) -> Any:
                 raise ValueError("expected a string")
             return str(raw)
     except (TypeError, ValueError, OverflowError) as exc:
-        raise UserError(f"--set {key}={raw!r}: {exc}") from None
-    raise UserError(f"--set {key}: unsupported type {typ}")
+        raise UserError(f"{_where(source)}{key}={raw!r}: {exc}") from None
+    raise UserError(f"{_where(source)}{key}: unsupported type {typ}")
+
+
+def _where(source: str) -> str:
+    """The prefix naming a value's source: ``--set key=...`` reads as typed; a file is followed by
+    a colon (``--params-file p.json: key=...``)."""
+    return f"{source} " if source == "--set" else f"{source}: "
+
+
+#: names other libraries (and papers) use for a setting, for the "did you mean" of an unknown key;
+#: too far from ours for difflib to find
+ALIASES = {"learning_rate": "lr", "weight_decay": "l2", "embedding_dim": "dim", "embedding_size": "dim",
+           "num_negatives": "n_negatives", "neg_num": "n_negatives", "max_epochs": "epochs",
+           "tau": "temperature", "eval_step": "eval_every"}
+
+
+def did_you_mean(key: str, known: Collection[str]) -> str:
+    """`` (did you mean 'x'?)`` for a mistyped setting, or an empty string when nothing is close."""
+    alias = ALIASES.get(key.lower())
+    close = [alias] if alias in known else difflib.get_close_matches(key, sorted(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _parse_int(raw: Any) -> int:
@@ -286,12 +313,15 @@ def resolve_config(
     overrides: Mapping[str, Any],
     *,
     onebp_update: bool | None = None,
+    sources: Mapping[str, str] | None = None,
 ) -> TrainConfig:
     """Merge defaults and overrides into a validated ``TrainConfig`` (see module docstring).
 
     ``onebp_update`` is the method's ``Method.onebp_update``: False refuses the OneBP update's
     settings (``beta``, ``aggregation``, ``duplicate_users``) in its defaults and in ``overrides``;
-    None (a caller that does not know the method) does not check them."""
+    None (a caller that does not know the method) does not check them. ``sources`` names where an
+    override came from (key → e.g. ``--params-file p.json``; default ``--set``), for the errors."""
+    sources = sources or {}
     shared = _shared_fields()
     own = _fields(params_cls) if params_cls is not None else {}
     clash = set(shared) & set(own)
@@ -302,22 +332,26 @@ def resolve_config(
     layers = [("*", method_defaults.get("*", {})), (dataset, method_defaults.get(dataset, {})),
               (None, overrides)]
     values: dict[str, Any] = {}
+    allowed = sorted(k for k, (_, m) in known.items() if _allowed(m, onebp_update))
     for source, layer in layers:
         for key, raw in layer.items():
+            # where this value came from: --set, a --params-file, or the method's own defaults
+            origin = sources.get(key, "--set") if source is None else \
+                f"method {method_name!r}: its defaults for {source!r}"
+            prefix = "" if origin == "--set" else f"{origin}: "
             if key in RENAMED:
-                raise UserError(f"setting {key!r} was replaced: {RENAMED[key]}")
+                raise UserError(f"{prefix}setting {key!r} was replaced: {RENAMED[key]}")
             if key not in known:
                 raise UserError(
-                    f"unknown setting {key!r} for method {method_name!r}; known: "
-                    f"{', '.join(sorted(k for k, (_, m) in known.items() if _allowed(m, onebp_update)))}"
+                    f"{prefix}unknown setting {key!r} for method {method_name!r}"
+                    f"{did_you_mean(key, allowed)}; known: {', '.join(allowed)}"
                 )
             typ, meta = known[key]
             if not _allowed(meta, onebp_update):
-                where = f"--set {key}={raw!r}" if source is None else \
-                    f"method {method_name!r}: its defaults for {source!r} set {key}={raw!r}"
+                where = f"{origin} set {key}={raw!r}" if source is not None else f"{_where(origin)}{key}={raw!r}"
                 raise UserError(f"{where}: {key!r} configures the OneBP update, and method "
                                 f"{method_name!r} has none; it applies only to methods with a OneBP update")
-            values[key] = parse_value(key, raw, typ)
+            values[key] = parse_value(key, raw, typ, origin)
     values["method"] = method_name
     values["dataset"] = dataset
     shared_values = {k: v for k, v in values.items() if k in shared or k == "method"}
@@ -396,6 +430,8 @@ def validate_config(cfg: TrainConfig, params_cls: type | None = None) -> None:
     if cfg.tuning_trial and cfg.protocol != "clean":
         raise UserError("setting tuning_trial=true needs protocol clean (a trial selects on validation "
                         "and never sees the test part)")
+    if cfg.min_epochs > cfg.epochs:  # else early stopping's floor is silently never reached
+        raise UserError(f"setting min_epochs={cfg.min_epochs}: must be <= epochs={cfg.epochs}")
     if len(set(cfg.ks)) != len(cfg.ks):
         raise UserError(f"setting ks={','.join(map(str, cfg.ks))}: a cut-off appears twice")
     k = int(cfg.select_metric.partition("@")[2])

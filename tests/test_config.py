@@ -224,7 +224,9 @@ def _as_given(value, as_text: bool):
 def test_property_values_in_range_accepted(data, key, as_text) -> None:
     typ, meta = NUMERIC[key]
     value = data.draw(_in_range(typ, meta))
-    cfg = resolve({key: _as_given(value, as_text)})
+    # min_epochs is bounded by epochs as well (validate_config): give it room
+    room = {"epochs": max(value, TrainConfig().epochs)} if key == "min_epochs" else {}
+    cfg = resolve({key: _as_given(value, as_text), **room})
     assert getattr(cfg, key) == value
 
 
@@ -300,3 +302,29 @@ def test_a_real_process_prints_one_line_and_no_traceback(tiny_split_dir, tmp_pat
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert "select_metric='ndcg@020'" in proc.stderr and not out.exists()
+
+
+@pytest.mark.parametrize(("key", "hint"), [("dimm", "'dim'"), ("learning_rate", "'lr'"), ("weight_decay", "'l2'"),
+                                            ("batchsize", "'batch_size'")])
+def test_an_unknown_setting_suggests_the_closest_one(key: str, hint: str) -> None:
+    with pytest.raises(UserError) as err:
+        resolve_config("onebp", None, {}, "x", {key: "1"})
+    assert f"unknown setting {key!r} for method 'onebp' (did you mean {hint}?); known: " in str(err.value)
+
+
+def test_an_unknown_setting_far_from_every_name_gets_no_guess() -> None:
+    with pytest.raises(UserError, match=r"unknown setting 'zzzzqq' for method 'onebp'; known: "):
+        resolve_config("onebp", None, {}, "x", {"zzzzqq": "1"})
+
+
+def test_min_epochs_may_not_exceed_epochs() -> None:
+    with pytest.raises(UserError, match=r"^setting min_epochs=5: must be <= epochs=2$"):
+        resolve_config("onebp", None, {}, "x", {"epochs": "2", "min_epochs": "5"})
+    assert resolve_config("onebp", None, {}, "x", {"epochs": "5", "min_epochs": "5"}).min_epochs == 5
+
+
+def test_errors_name_the_source_of_a_value() -> None:
+    with pytest.raises(UserError, match=r"^--params-file p\.json: dim=4\.5: expected an integer$"):
+        resolve_config("onebp", None, {}, "x", {"dim": 4.5}, sources={"dim": "--params-file p.json"})
+    with pytest.raises(UserError, match=r"^--set dim=4\.5: expected an integer$"):
+        resolve_config("onebp", None, {}, "x", {"dim": 4.5})

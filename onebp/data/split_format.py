@@ -165,6 +165,15 @@ def load_split(split_dir: str | os.PathLike) -> Split:
             raise SplitError(f"{meta_path}: missing key {key!r}")
     if meta["format"] != FORMAT:
         raise SplitError(f"{meta_path}: format {meta['format']!r}, expected {FORMAT!r}")
+    # Types before use: a hand-edited meta.json would otherwise fail as a TypeError traceback
+    # ("parts": [...]) or a self-contradicting count ("319 interactions, meta.json says 319").
+    for key in ("n_users", "n_items"):
+        _check_count(meta_path, key, meta[key])
+    if not isinstance(meta["parts"], dict):
+        raise SplitError(f"{meta_path}: key 'parts' must be an object of part name → interaction count, "
+                         f"got {type(meta['parts']).__name__}")
+    for name, count in meta["parts"].items():
+        _check_count(meta_path, f"parts.{name}", count)
     parts = {}
     for name in PARTS:
         path = root / f"{name}.tsv"
@@ -185,6 +194,12 @@ def load_split(split_dir: str | os.PathLike) -> Split:
     )
     validate_split(split, where=str(root))
     return split
+
+
+def _check_count(meta_path: Path, key: str, value: Any) -> None:
+    """A count in meta.json must be a JSON integer >= 0 (not a string, a float or a boolean)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise SplitError(f"{meta_path}: key {key!r} must be a non-negative integer, got {value!r}")
 
 
 def validate_split(split: Split, where: str | None = None) -> None:

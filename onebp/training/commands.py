@@ -65,8 +65,10 @@ def cmd_methods(args: argparse.Namespace) -> int:
     return 0
 
 
-def read_params_file(path: str | Path) -> dict[str, Any]:
-    """Settings from a JSON file: a tuning ``best.json`` (its ``params``) or a plain object."""
+def read_params_file(path: str | Path, method: str | None = None) -> dict[str, Any]:
+    """Settings from a JSON file: a tuning ``best.json`` (its ``params``) or a plain object. With
+    ``method``, a best.json tuned for another method is refused (its settings would be applied to a
+    method they were not chosen for, silently)."""
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -76,6 +78,10 @@ def read_params_file(path: str | Path) -> dict[str, Any]:
     except (OSError, json.JSONDecodeError) as exc:
         raise UserError(f"--params-file {path}: {exc}") from None
     if isinstance(data, dict) and isinstance(data.get("params"), dict):
+        tuned_for = data.get("method")
+        if method is not None and tuned_for is not None and tuned_for != method:
+            raise UserError(f"--params-file {path}: settings tuned for method {tuned_for!r}, "
+                            f"but --method is {method!r}")
         data = data["params"]
     if not isinstance(data, dict):
         raise UserError(f"--params-file {path}: expected a JSON object of settings (or a best.json)")
@@ -86,11 +92,16 @@ def _config(args: argparse.Namespace, split_name: str) -> tuple[Any, TrainConfig
     discover(args.baselines)
     method = get_method(args.method)
     overrides: dict[str, Any] = {}
+    sources: dict[str, str] = {}  # key → where its value came from, for the errors
     if getattr(args, "params_file", None):
-        overrides.update(read_params_file(args.params_file))
-    overrides.update(parse_assignments(args.set))
+        overrides.update(read_params_file(args.params_file, method.name))
+        sources = dict.fromkeys(overrides, f"--params-file {args.params_file}")
+    assigned = parse_assignments(args.set)
+    overrides.update(assigned)
+    for key in assigned:  # --set wins over the file, and so names itself
+        sources.pop(key, None)
     cfg = resolve_config(method.name, method.params, method.defaults, split_name, overrides,
-                         onebp_update=method.onebp_update)
+                         onebp_update=method.onebp_update, sources=sources)
     return method, cfg
 
 
@@ -154,6 +165,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     check_protocol(cfg, split)  # an empty test part or no validation part: refused before any write
     data = split_fingerprint(args.data)  # once per run: which data this run trains on
     out = Path(args.out)
+    if (out / "meta.json").exists():  # checked before the lock, whose file would be the first write
+        raise UserError(f"--out {out}: is a prepared split directory (has meta.json); run files would be "
+                        "written into it — use another --out directory")
     # The run directory's lock comes before anything in it is written or deleted (--fresh
     # included): a second `onebp train` on a directory in use is refused with the first run's files
     # untouched. The kernel releases it when this process ends, however it ends.
@@ -165,21 +179,30 @@ def _train_locked(args: argparse.Namespace, out: Path, split: Any, method: Any, 
                   data: SplitFingerprint) -> int:
     import numpy as np
 
-    from onebp.training.trainer import Trainer, TrainingDiverged
+    from onebp.training.trainer import Trainer, TrainingDiverged, count_batches
 
-    if getattr(args, "fresh", False):
-        from onebp.training.checkpoint import Checkpointer
-
-        Checkpointer(out, cfg).discard()
-        for name in ("metrics.json", "curve.csv", "per_user_test.npz", RUN_STATE):
-            (out / name).unlink(missing_ok=True)
-        print(f"{out}: --fresh: previous checkpoint, best model, curve and metrics deleted", file=sys.stderr)
-    if (out / "metrics.json").exists():
+    fresh = getattr(args, "fresh", False)
+    if not fresh and (out / "metrics.json").exists():
         _check_finished_run(out, cfg, data)
         print(f"{out}: already finished (metrics.json present); nothing to do", file=sys.stderr)
         return 0
-    trainer = Trainer(method, cfg, split, run_dir=out)  # may refuse the data: before any write
+    # Everything that can refuse this run does so here, before the first write or delete (--fresh's
+    # included), so a refused `onebp train` leaves the directory exactly as it was.
+    trainer = Trainer(method, cfg, split, run_dir=out)  # may refuse the device or the data
     trainer.checkpoints.split = data  # recorded in the checkpoint; a resume on other data is refused
+    if trainer.model.iterative:
+        count_batches(len(trainer.data.train_users), cfg)  # else refused at the first epoch, inside fit()
+        if not fresh:
+            # The checkpoint's own checks (code, device type, settings, split, best-model file), as
+            # fit() makes them when it resumes: run now, they refuse before config.json, env.json
+            # and run_state.json would record settings the checkpoint contradicts. Loading the same
+            # checkpoint again in fit() restores the same state: no number changes.
+            trainer.checkpoints.resume(trainer.model, trainer.generator)
+    if fresh:
+        trainer.checkpoints.discard()
+        for name in ("metrics.json", "curve.csv", "per_user_test.npz", RUN_STATE):
+            (out / name).unlink(missing_ok=True)
+        print(f"{out}: --fresh: previous checkpoint, best model, curve and metrics deleted", file=sys.stderr)
     atomic_write_json(out / "config.json", {**cfg.to_dict(), "data": data.source,
                                             "split_fingerprint": data.digest, "split": split.name,
                                             "citation": method.citation, "derived_seeds": trainer.seeds})
