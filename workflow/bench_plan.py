@@ -10,7 +10,8 @@ from onebp_plan import StudyPlan, _cli_value
 
 
 def datasets(config: dict[str, Any]) -> list[str]:
-    """``bench.datasets`` (null = every dataset of the study; [] = no benchmark)."""
+    """``bench.datasets`` (null = every dataset of the study; [] = no benchmark). A known dataset the study
+    does not run is left out; an unknown name never gets here (onebp_plan.build refuses it)."""
     chosen = (config.get("bench") or {}).get("datasets")
     return [d for d in (config["datasets"] if chosen is None else chosen) if d in config["datasets"]]
 

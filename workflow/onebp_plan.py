@@ -9,8 +9,11 @@ the validated config into
 - with a ``tuning`` block, the tuning trials of every method with a search space, whose best
   settings its runs read (``tuning_plan.py``).
 It also checks what the JSON schema cannot: method names against ``onebp.methods.registry``, dataset names
-against ``onebp.data.catalog`` (or a custom source), and every hyper-parameter override against
-the trainer's own config resolution, so a typo fails at parse time, naming the key.
+against ``onebp.data.catalog`` (or a custom source) — also those keyed under dataset_options,
+method_params, method_resources and bench —, every hyper-parameter override against the trainer's own
+config resolution, and the report block against what the runs evaluate (report.reference among the
+methods, report.metrics/metric known metrics, report.ks and report.metric's k among the runs' ks), so
+a typo fails at parse time, naming the key.
 """
 
 from __future__ import annotations
@@ -277,6 +280,24 @@ def _check_names(config: dict[str, Any]) -> None:
                 f"datasets: unknown dataset {ds!r}; known: {', '.join(sorted(CATALOG))} "
                 f"(or give dataset_options.{ds}.url/sha256/format or dataset_file)"
             )
+    # A dataset name keyed under dataset_options, method_params.<m>, method_resources.<m> or
+    # bench.datasets must be one this config runs, a catalog dataset or one dataset_options defines (a
+    # url or dataset_file): a misspelt one would otherwise be ignored without a word. Known datasets not
+    # run this time stay allowed (a preset lists options for datasets an overlay may narrow away).
+    defined = {ds for ds, o in opts.items() if any((o or {}).get(k) for k in ("url", "dataset_file"))}
+    known_ds = set(config["datasets"]) | set(CATALOG) | defined
+    bench = config.get("bench") or {}
+    ds_keys = [("dataset_options", list(opts))]
+    ds_keys += [(f"method_params.{m}", [d for d in by_ds if d != "*"])
+                for m, by_ds in config["method_params"].items()]
+    ds_keys += [(f"method_resources.{m}", [d for d in by_ds if d != "*"])
+                for m, by_ds in (config.get("method_resources") or {}).items()]
+    ds_keys += [("bench.datasets", bench.get("datasets") or [])]
+    for where, names in ds_keys:
+        for ds in names:
+            if ds not in known_ds:
+                raise ConfigError(f"{where}: unknown dataset {ds!r}; not in datasets {config['datasets']} nor the "
+                                  f"catalog ({', '.join(sorted(CATALOG))})")
     known = known_methods()
     if known is not None:
         # Options of a dataset this config does not run (an overlay narrowing `datasets` and `methods`
@@ -285,7 +306,9 @@ def _check_names(config: dict[str, Any]) -> None:
                 if ds not in config["datasets"]]
         for where, names in [("methods", config["methods"])] + [
             (f"sweeps[{i}].methods", s.get("methods") or []) for i, s in enumerate(config["sweeps"])
-        ] + [("method_params", list(config["method_params"]))] + idle:
+        ] + [("method_params", list(config["method_params"])),
+             ("method_resources", list(config.get("method_resources") or {})),
+             ("bench.methods", list(bench.get("methods") or []))] + idle:
             for m in names:
                 if m not in known:
                     raise ConfigError(f"{where}: unknown method {m!r}; known: {', '.join(known)}")
@@ -303,6 +326,37 @@ def _check_names(config: dict[str, Any]) -> None:
         for p in s.get("protocols") or []:
             if p not in config["protocols"]:
                 raise ConfigError(f"sweeps[{i}].protocols: {p!r} is not in protocols {config['protocols']}")
+
+
+def _check_report(config: dict[str, Any], evaluated: dict[tuple[str, str], Any]) -> None:
+    """What the report jobs are given (workflow/rules/report.smk: tables, figures, claims) must be in
+    the results the runs will write; otherwise those jobs fail, or draw and mark nothing, only after
+    every run has trained. ``evaluated``: the cut-offs (``ks``) each main (dataset, method) resolves to."""
+    rep = config.get("report") or {}
+    reference = rep.get("reference")
+    if reference is not None and reference not in config["methods"]:
+        raise ConfigError(f"report.reference: {reference!r} is not in methods {config['methods']} (the claims and "
+                          "the significance markers compare every method against it)")
+    try:
+        from onebp.config import METRIC_NAMES
+    except ImportError:  # onebp not installed: the report commands check the names themselves
+        return
+    for name in rep.get("metrics") or []:
+        if name not in METRIC_NAMES:
+            raise ConfigError(f"report.metrics: unknown metric {name!r}; known: {', '.join(METRIC_NAMES)}")
+    metric = rep.get("metric")
+    if metric is not None and metric.split("@", 1)[0] not in METRIC_NAMES:
+        raise ConfigError(f"report.metric: unknown metric {metric!r}; known: <one of {', '.join(METRIC_NAMES)}>@<k>")
+    wanted = [("report.ks", int(k)) for k in rep.get("ks") or []]
+    if metric is not None and "@" in metric:
+        wanted.append(("report.metric", int(metric.split("@", 1)[1])))
+    for (ds, method), ks in evaluated.items():
+        if ks is None:  # unresolved (onebp not importable): nothing to compare with
+            continue
+        for where, k in wanted:
+            if k not in {int(x) for x in ks}:
+                raise ConfigError(f"{where}: cut-off {k} is not evaluated by the runs of {method} on {ds} "
+                                  f"(ks {','.join(map(str, ks))}; set params.ks)")
 
 
 def _check_overrides(where: str, method: str, dataset: str, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -430,6 +484,7 @@ def build(config: dict[str, Any]) -> StudyPlan:
     _check_gpu_slots(config)
     plan = StudyPlan(config, tuning=tuning_plan.from_config(config))
     opts = config["dataset_options"]
+    evaluated: dict[tuple[str, str], Any] = {}  # (dataset, method) -> the ks its main runs evaluate
     for ds in config["datasets"]:
         o = opts.get(ds, {})
         # A dataset may run a subset of the methods and protocols, untuned (e.g. the official split:
@@ -458,7 +513,7 @@ def build(config: dict[str, Any]) -> StudyPlan:
             mp = config["method_params"].get(method, {})
             base = _merge(config["params"], o.get("params"), mp.get("*"), mp.get(ds))
             where = f"params/dataset_options.{ds}.params/method_params.{method}"
-            _check_overrides(where, method, ds, base)
+            evaluated[(ds, method)] = _check_overrides(where, method, ds, base).get("ks")
             base, tuned_id = _tune(plan, ds, method, base) if tuned else (base, {})
             # The data hash is part of the setting id: a new split means new runs (and new tuning).
             main = setting_id({**base, "_data": data_hash, **tuned_id}, MAIN)
@@ -497,4 +552,5 @@ def build(config: dict[str, Any]) -> StudyPlan:
                             run = Run(ds, method, sid, protocol, int(seed))
                             if run not in plan.runs:
                                 plan.runs.append(run)
+    _check_report(config, evaluated)
     return plan

@@ -49,6 +49,17 @@ def _check_metric_names(flag: str, names: list[str]) -> None:
                         f"(known: {', '.join(METRIC_NAMES)})")
 
 
+def _check_reference(reference: str, df, where: str, methods: list[str] | None = None) -> None:
+    """``--reference`` must have rows in the results (among ``methods`` when given): without them the
+    claims compare nothing and the tables mark no difference, with no word of why."""
+    present = set(df["method"].astype(str)) if "method" in df else set()
+    if methods:
+        present &= set(methods)
+    if reference not in present:
+        raise UserError(f"--reference {reference!r}: no rows of that method in {where} "
+                        f"(methods there: {', '.join(sorted(present)) or 'none'})")
+
+
 def _check_ks(ks: list[int]) -> None:
     bad = [k for k in ks if k < 1]
     if bad or not ks:
@@ -233,6 +244,7 @@ def _tables(args: argparse.Namespace) -> int:
             raise UserError("--sweep needs --runs (runs.csv from `onebp report collect`)")
     # Every input is read before the first table is written: a bad one leaves no partial set of tables.
     df = load_results(args.results)
+    _check_reference(args.reference, df, args.results, args.methods)
     runs = load_runs(args.runs) if args.sweep else None
     bench = None
     if args.bench:
@@ -374,6 +386,8 @@ def _claims(args: argparse.Namespace) -> int:
                         "is read; pass --bench with one --results only)")
     sources = [load_source(r, args.label[i] if args.label else None, args.bench)
                for i, r in enumerate(args.results)]
+    for s in sources:
+        _check_reference(args.reference, s.df, str(s.path))
     labels = [s.label for s in sources]
     if len(set(labels)) < len(labels):
         raise UserError(f"report claims: two sources share the label {labels!r}; name them with --label")

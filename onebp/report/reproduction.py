@@ -98,8 +98,9 @@ def build_report(df: pd.DataFrame, bench: pd.DataFrame | None, out: Path, alpha:
         matrix_md = matrix_markdown([Source(Path(results_name), Path(results_name).parent.name or "this study", df)],
                                     [frame], reference)
     claims_md = _md(C.render_claims(frame))
-    verdicts = frame["verdict"].value_counts()
-    counts = ", ".join(f"{n} {v}" for v, n in verdicts.items())
+    # An empty frame (no claim could be formed: neither the reference nor its twin ran) has no columns.
+    verdicts = frame["verdict"].value_counts() if "verdict" in frame else pd.Series(dtype=int)
+    counts = ", ".join(f"{n} {v}" for v, n in verdicts.items()) or "none (no claim could be compared)"
     parts = [
         "# Reproduction report: One Backpropagation in Two Tower Recommendation Models",
         "",

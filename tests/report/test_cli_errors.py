@@ -242,3 +242,39 @@ def test_run_eval_every_reads_the_value_and_defaults_to_one(tmp_path: Path) -> N
     assert run_eval_every(tmp_path) == 5
     (tmp_path / "config.json").write_text('{"lr": 0.001}')
     assert run_eval_every(tmp_path) == 1
+
+
+# -- --reference --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args", [["--reference", "onebpp"], ["--reference", "mostpop"],
+                                  ["--reference", "onebp", "--methods", "twobp"]])
+def test_tables_refuse_a_reference_without_rows(tmp_path, capsys, args):
+    """Before: exit 0, and the comparisons table marked no difference (nothing was compared with it)."""
+    results = SMOKE / "results.csv"
+    assert tables(results, tmp_path / "out", *args) == 2
+    err = one_error_line(capsys)
+    assert f"--reference {args[1]!r}: no rows of that method in {results}" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_claims_refuse_a_reference_without_rows(tmp_path, capsys):
+    """Before: exit 0 and a report of 'not run' claims (frozen claims table), or, with the runs' per-user
+    arrays on disk, KeyError 'verdict' on the empty claims frame."""
+    out = tmp_path / "REPORT.md"
+    assert main(["report", "claims", "--results", str(SMOKE), "--out", str(out), "--reference", "onebpp"]) == 2
+    err = one_error_line(capsys)
+    assert "--reference 'onebpp': no rows of that method in" in err and str(SMOKE) in err
+    assert not out.exists()
+
+
+def test_a_report_with_no_claim_is_written_not_a_key_error(tmp_path):
+    """build_report on an empty claims frame (no claim could be formed: e.g. neither the reference nor
+    its twin ran on any dataset). Before: KeyError 'verdict'."""
+    import pandas as pd
+
+    from onebp.report.reproduction import build_report
+
+    text, frame = build_report(load_results(SMOKE / "results.csv"), None, tmp_path / "REPORT.md",
+                               frame=pd.DataFrame())
+    assert frame.empty and "Verdicts: none (no claim could be compared)." in text

@@ -23,6 +23,11 @@ def config(**changes) -> dict:
     return cfg
 
 
+def report(**changes) -> dict:
+    """config.yaml's report block with changes (a top-level key given to config() replaces the block)."""
+    return {**config()["report"], **changes}
+
+
 def test_default_plan() -> None:
     plan = onebp_plan.build(config())
     assert len(plan.splits) == 4 * 2
@@ -111,13 +116,55 @@ def test_plan_errors_name_the_key(changes: dict, named: str) -> None:
         onebp_plan.build(config(**changes))
 
 
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        # what the report jobs are given, checked against what the runs will write (else they fail, or
+        # mark and draw nothing, after every run has trained)
+        ({"report": report(reference="onebpp")}, "report.reference: 'onebpp' is not in methods"),
+        ({"report": report(reference="mostpop"), "methods": ["onebp", "twobp"]}, "report.reference: 'mostpop'"),
+        ({"report": report(metrics=["recall", "recal"])}, "report.metrics: unknown metric 'recal'"),
+        ({"report": report(ks=[10, 50])}, "report.ks: cut-off 50 is not evaluated"),
+        ({"report": report(metric="ndcg@50")}, "report.metric: cut-off 50 is not evaluated"),
+        ({"report": report(metric="ndgc@20")}, "report.metric: unknown metric 'ndgc@20'"),
+        # bench.methods / bench.datasets: a misspelt name was timed by no job, or filtered away silently
+        ({"bench": {"methods": ["onebp", "onebpp"]}}, "bench.methods: unknown method 'onebpp'"),
+        ({"bench": {"datasets": ["ml-100kk"]}}, "bench.datasets: unknown dataset 'ml-100kk'"),
+        # a misspelt dataset or method keyed under the options was ignored without a word
+        ({"dataset_options": {"ml-100kk": {"params": {"epochs": 1}}}}, "dataset_options: unknown dataset 'ml-100kk'"),
+        ({"method_params": {"onebp": {"ml-100kk": {"lr": 0.1}}}}, "method_params.onebp: unknown dataset 'ml-100kk'"),
+        ({"method_resources": {"onebpp": {"*": {"mem_mb": 100}}}}, "method_resources: unknown method 'onebpp'"),
+        ({"method_resources": {"ease": {"gowalla": {"mem_mb": 64000}, "yelp2019": {"mem_mb": 64000}}}},
+         "method_resources.ease: unknown dataset 'yelp2019'"),
+    ],
+)
+def test_report_bench_and_option_names_are_checked(changes: dict, named: str) -> None:
+    cfg = config(datasets=["ml-100k"], sweeps=[], **{k: v for k, v in changes.items() if k != "methods"})
+    cfg["methods"] = changes.get("methods", cfg["methods"])
+    with pytest.raises(onebp_plan.ConfigError, match=named):
+        onebp_plan.build(cfg)
+
+
+def test_names_of_known_datasets_not_run_and_star_stay_allowed() -> None:
+    """A catalog dataset this config does not run, a dataset that dataset_options defines by its url, and
+    "*" may be keyed under the options (a preset lists options for datasets an overlay narrows away)."""
+    cfg = config(datasets=["ml-100k"], methods=["onebp", "twobp"], sweeps=[], tuning={"n_trials": 0},
+                 bench={"datasets": ["ml-100k", "ml-1m"], "methods": ["onebp", "ease"]},
+                 dataset_options={"gowalla": {"params": {"eval_every": 5}},
+                                  "mine": {"url": "http://example.invalid/u.data", "format": "u.data"}},
+                 method_params={"onebp": {"*": {"lr": 0.01}, "ml-1m": {"dim": 64}, "mine": {"dim": 8}}},
+                 method_resources={"ease": {"*": {"mem_mb": 100}, "yelp2018": {"mem_mb": 64000}}})
+    plan = onebp_plan.build(cfg)
+    assert {r.dataset for r in plan.runs} == {"ml-100k"}
+
+
 def test_options_of_a_dataset_not_run_do_not_constrain_a_narrowing_overlay() -> None:
     """A staging overlay (`datasets: [ml-100k]`, `methods: [lightgcn]`, protocol clean) over a preset whose
     dataset_options name the parity dataset's OneBP and protocol paper is accepted; a misspelt method
     there is still refused."""
     opts = {"ml-100k-onebp": {"methods": ["onebp"], "protocols": ["paper"]}}
     plan = onebp_plan.build(config(datasets=["ml-100k"], methods=["lightgcn"], protocols=["clean"],
-                                   dataset_options=opts, sweeps=[]))
+                                   dataset_options=opts, sweeps=[], report=report(reference="lightgcn")))
     assert {(r.dataset, r.method) for r in plan.runs} == {("ml-100k", "lightgcn")}
     with pytest.raises(onebp_plan.ConfigError, match="dataset_options.ml-100k-onebp.methods: unknown method 'onebpp'"):
         onebp_plan.build(config(datasets=["ml-100k"], dataset_options={"ml-100k-onebp": {"methods": ["onebpp"]}}))
@@ -156,7 +203,7 @@ def test_stale_runs_names_a_run_whose_recorded_settings_the_plan_no_longer_gives
     from best.json)."""
     tiny = {"epochs": 2, "eval_every": 1, "dim": 4, "batch_size": 64}
     untuned = onebp_plan.build(config(datasets=["ml-100k"], methods=["ease"], seeds=[0], protocols=["clean"],
-                                      params=tiny, sweeps=[], tuning={"n_trials": 0}))
+                                      params=tiny, sweeps=[], tuning={"n_trials": 0}, report=report(reference="ease")))
     _train_as_planned(untuned, tmp_path, tiny_split_dir)
     assert onebp_plan.stale_runs(untuned, str(tmp_path)) == []
     ease = untuned.runs[0].run_dir

@@ -96,7 +96,7 @@ def test_a_dataset_definition_file_is_a_declared_input(tmp_path: Path) -> None:
     (tmp_path / "defs").mkdir()
     (tmp_path / "defs" / "mydata.json").write_text(json.dumps(spec))
     config = {"datasets": ["mydata"], "methods": ["mostpop"], "seeds": [0], "protocols": ["clean"],
-              "sweeps": [], "bench": {"datasets": []},
+              "sweeps": [], "bench": {"datasets": []}, "report": {"reference": "mostpop"},
               "dataset_options": {"mydata": {"dataset_file": "defs/mydata.json"}}}
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
     r = snakemake(tmp_path, "-n", "-p", "--cores", "1", "--until", "prepare", "--configfile", str(tmp_path / "c.yaml"))
