@@ -18,6 +18,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import string
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -373,6 +374,12 @@ def custom_dataset(spec: dict[str, Any]) -> Dataset:
         if not isinstance(f, dict):
             raise UserError(f"dataset {name!r}: every entry of 'files' must be an object, got {f!r}")
         _check_keys(f"dataset {name!r}: files[{i}]", f, _FILE_KEYS)
+        for key, digits in (("sha256", 64), ("member_sha256", 64), ("git_blob", 40)):
+            # checked before any fetch: a mistyped checksum would cost the whole download, then fail
+            value = f.get(key)
+            if value and not (len(value) == digits and all(c in string.hexdigits for c in value)):
+                raise UserError(f"dataset {name!r}: files[{i}]: {key!r} must be {digits} hexadecimal digits, "
+                                f"got {value[:80]!r} ({len(value)} characters)")
         if f.get("size") is not None and f["size"] < 0:
             raise UserError(f"dataset {name!r}: files[{i}]: 'size' must be >= 0, got {f['size']}")
         fmt = f.get("format")

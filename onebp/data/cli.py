@@ -29,6 +29,7 @@ import argparse
 import dataclasses
 import json
 import math
+import re
 
 from onebp.data.split_format import save_split
 from onebp.data.splitting import SPLIT_KINDS
@@ -94,6 +95,9 @@ def _dataset_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backoff", type=float, default=1.0, help="retry backoff factor in seconds")
 
 
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+
+
 def _resolve_dataset(args: argparse.Namespace):
     from onebp.data.catalog import (
         CUSTOM_FORMATS,
@@ -109,6 +113,11 @@ def _resolve_dataset(args: argparse.Namespace):
             # The workflow passes --dataset with every source: that name decides RAW_DIR/<name>.
             ds = dataclasses.replace(ds, name=safe_name(args.dataset, "--dataset"))
     elif args.url:
+        # before anything is fetched: a mistyped checksum would cost the whole download, then fail
+        for flag, value in (("--sha256", args.sha256), ("--test-sha256", args.test_sha256)):
+            if value is not None and not _SHA256.fullmatch(value):
+                raise UserError(f"{flag} must be 64 hexadecimal digits (a sha256), got {value!r} "
+                                f"({len(value)} characters)")
         if not args.dataset:
             raise UserError("--url needs --dataset NAME (the custom dataset's name)")
         if not args.fmt:

@@ -160,3 +160,24 @@ def test_a_kcore_that_removes_everything_names_its_thresholds(tmp_path: Path, ca
     line = refused(capsys, *_placed_u_data(tmp_path), "--kcore-user", "50")
     assert "48 distinct pairs before the k-core, user >= 50, item >= 0" in line
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--sha256", "0" * 63), ("--sha256", "g" * 64),
+                                             ("--test-sha256", "0" * 65)])
+def test_a_malformed_sha256_flag_is_refused_before_fetching(tmp_path: Path, capsys, flag: str, value: str) -> None:
+    """Before: the whole file was downloaded (here: a connection to a closed port), then failed."""
+    good = ["--sha256", "0" * 64, "--test-url", "http://127.0.0.1:9/te.csv", "--test-sha256", "1" * 64]
+    good[good.index(flag) + 1] = value
+    line = refused(capsys, "data", "download", "--dataset", "x", "--url", "http://127.0.0.1:9/tr.csv", "--format",
+                   "onebp-csv", *good, "--raw-dir", str(tmp_path / "raw"), "--retries", "0")
+    assert line.startswith(f"onebp: error: {flag} must be 64 hexadecimal digits"), line
+    assert not (tmp_path / "raw").exists()
+
+
+@pytest.mark.parametrize(("key", "value"), [("sha256", "0" * 63), ("git_blob", "z" * 40), ("member_sha256", "0")])
+def test_a_malformed_checksum_in_a_dataset_file_names_its_key(tmp_path: Path, key: str, value: str) -> None:
+    path = tmp_path / "ds.json"
+    path.write_text(json.dumps({"name": "x", "files": [
+        {"role": "all", "format": "ml-100k-zip", "url": "http://127.0.0.1:9/a.zip", key: value}]}))
+    with pytest.raises(UserError, match=rf"ds\.json: dataset 'x': files\[0\]: '{key}' must be"):
+        load_dataset_file(path)
