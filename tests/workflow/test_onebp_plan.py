@@ -121,8 +121,7 @@ def test_plan_errors_name_the_key(changes: dict, named: str) -> None:
     [
         # what the report jobs are given, checked against what the runs will write (else they fail, or
         # mark and draw nothing, after every run has trained)
-        ({"report": report(reference="onebpp")}, "report.reference: 'onebpp' is not in methods"),
-        ({"report": report(reference="mostpop"), "methods": ["onebp", "twobp"]}, "report.reference: 'mostpop'"),
+        ({"report": report(reference="onebpp")}, "report.reference: unknown method 'onebpp'"),
         ({"report": report(metrics=["recall", "recal"])}, "report.metrics: unknown metric 'recal'"),
         ({"report": report(ks=[10, 50])}, "report.ks: cut-off 50 is not evaluated"),
         ({"report": report(metric="ndcg@50")}, "report.metric: cut-off 50 is not evaluated"),
@@ -142,6 +141,14 @@ def test_report_bench_and_option_names_are_checked(changes: dict, named: str) ->
     cfg = config(datasets=["ml-100k"], sweeps=[], **{k: v for k, v in changes.items() if k != "methods"})
     cfg["methods"] = changes.get("methods", cfg["methods"])
     with pytest.raises(onebp_plan.ConfigError, match=named):
+        onebp_plan.build(cfg)
+
+
+def test_a_staged_overlay_without_the_reference_method_builds_with_a_warning() -> None:
+    """`--until train` with an overlay naming a few methods never reaches the report: a registered
+    reference that is not run is said (the report jobs refuse it in one line), not refused."""
+    cfg = config(datasets=["ml-100k"], sweeps=[], methods=["lightgcn"])
+    with pytest.warns(UserWarning, match="report.reference: 'onebp' is not in methods"):
         onebp_plan.build(cfg)
 
 
