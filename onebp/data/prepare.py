@@ -126,9 +126,14 @@ def _check_heldout(parts: dict[str, np.ndarray], info: dict[str, int], test_labe
 SPLIT_FILES = frozenset({*(f"{p}.tsv" for p in PARTS), "meta.json", STATS_FILE, "user_map.tsv", "item_map.tsv"})
 
 
+#: Snakemake's stamp in a directory output (the workflow's prepare jobs write splits so)
+SNAKEMAKE_STAMP = ".snakemake_timestamp"
+
+
 def _is_split_file(name: str) -> bool:
     # also the hidden temporary files of an interrupted atomic write (.train.tsv.XXXX.tmp)
-    return name in SPLIT_FILES or any(name.startswith(f".{known}.") for known in SPLIT_FILES)
+    return (name in SPLIT_FILES or name == SNAKEMAKE_STAMP
+            or any(name.startswith(f".{known}.") for known in SPLIT_FILES))
 
 
 def _begin(out_dir: str | os.PathLike) -> tuple[Path, Path]:

@@ -98,3 +98,14 @@ def test_a_folder_holding_other_files_is_not_replaced(tmp_path: Path, capsys) ->
     (out / "notes.txt").write_text("keep me\n")
     assert "holds 'notes.txt', which is not part of a split" in _refused(capsys, _prepare(tmp_path, out))
     assert _files(out) == {"notes.txt": b"keep me\n"}
+
+
+def test_a_split_the_workflow_wrote_can_be_prepared_again(tmp_path: Path) -> None:
+    """A prepare job's output folder holds Snakemake's .snakemake_timestamp: re-preparing it by hand
+    replaces it like any split, rather than refusing the stamp as a foreign file."""
+    out = tmp_path / "split"
+    assert _prepare(tmp_path, out) == 0
+    (out / ".snakemake_timestamp").write_text("")
+    before = _files(out)
+    assert _prepare(tmp_path, out) == 0
+    assert _files(out) == {k: v for k, v in before.items() if k != ".snakemake_timestamp"}
