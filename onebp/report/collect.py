@@ -10,6 +10,7 @@ A second file, ``runs.csv``, has one row per run with its resolved config (JSON)
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Iterable
 from pathlib import Path
@@ -127,6 +128,23 @@ def find_runs(root: str | Path) -> list[Path]:
     return sorted(p.parent for p in root.rglob("metrics.json") if not _load_json(p).get("tuning_trial"))
 
 
+def cut_last_row(path: str | Path) -> int | None:
+    """The line of ``path``'s last row when it was cut (the file still being written, or truncated):
+    it has fewer fields than the header, or the file does not end with a line end (a cut inside the
+    last field leaves every field there, the value perhaps shortened). None when the last row is whole."""
+    with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+        text = fh.read()
+    reader = csv.reader(text.splitlines(keepends=True))
+    width = len(next(reader, []))
+    last, line = None, None
+    for row in reader:
+        if row:
+            last, line = row, reader.line_num
+    if last is None:
+        return None
+    return line if len(last) < width or not text.endswith(("\n", "\r")) else None
+
+
 def load_results(path: str | Path, *, partial_ok: bool = False) -> pd.DataFrame:
     """The long results table at ``path``; UserError naming the file (and row) when it is missing, a
     directory, empty, not CSV, lacks a column, has a row cut short (fields lost), has no rows, or has a
@@ -149,11 +167,16 @@ def load_results(path: str | Path, *, partial_ok: bool = False) -> pd.DataFrame:
         if df.empty:
             raise UserError(f"{path}: a header and no rows: no results (write one with `onebp report collect`)")
         check_rows_complete(path)
+    # a rerun's cut last row (a number cut short, e.g. "1.2e-") is the comparison's to report as
+    # incomplete (exit 1), not an unreadable table (exit 2)
+    cut = partial_ok and len(df) > 0 and cut_last_row(path) is not None
     for col in ("k", "value"):
         num = pd.to_numeric(df[col], errors="coerce")
         bad = num.isna() & df[col].notna()
         if col == "k":
             bad |= num.notna() & (num != num.round())
+        if cut:
+            bad.iloc[-1] = False
         if bad.any():
             row = int(bad.to_numpy().nonzero()[0][0])
             raise UserError(f"{path}:{row + 2}: {col} {df[col].iloc[row]!r} is not a number")

@@ -62,15 +62,12 @@ reproduced bit for bit on one machine, where Δ = 0.
 
 from __future__ import annotations
 
-import csv
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
 from onebp.errors import UserError
-from onebp.report.collect import METRIC_SPLITS, load_results
+from onebp.report.collect import METRIC_SPLITS, cut_last_row, load_results
 from onebp.report.layout import setting_tag
 
 KEYS = ["dataset", "method", "tag", "protocol", "split", "metric", "k"]
@@ -143,23 +140,6 @@ def check_seeds(df: pd.DataFrame, name: str, splits: tuple[str, ...] = DEFAULT_S
         at = ", ".join(str(i + 2 if lines else i) for i in same.index[:4]) + (", ..." if len(same) > 4 else "")
         raise UserError(f"{name}: seed {first['seed']} of cell {_cell_name(first)} has {len(same)} rows "
                         f"({'lines' if lines else 'rows'} {at}): {why}; each seed must have one row per cell")
-
-
-def cut_last_row(path: str | Path) -> int | None:
-    """The line of ``path``'s last row when it was cut (the file still being written, or truncated):
-    it has fewer fields than the header, or the file does not end with a line end (a cut inside the
-    last field leaves every field there, the value perhaps shortened). None when the last row is whole."""
-    with open(path, newline="", encoding="utf-8", errors="replace") as fh:
-        text = fh.read()
-    reader = csv.reader(text.splitlines(keepends=True))
-    width = len(next(reader, []))
-    last, line = None, None
-    for row in reader:
-        if row:
-            last, line = row, reader.line_num
-    if last is None:
-        return None
-    return line if len(last) < width or not text.endswith(("\n", "\r")) else None
 
 
 def cells(df: pd.DataFrame, splits: tuple[str, ...] = DEFAULT_SPLITS) -> pd.DataFrame:

@@ -239,7 +239,7 @@ def test_two_settings_sharing_a_tag_or_a_seed_not_a_number_are_refused(tmp_path:
         cmp.run(_write(blank, tmp_path / "rerun.csv"), _write(ref, tmp_path / "ref.csv"))
 
 
-@pytest.mark.parametrize("cut", [",ndcg,2", ",ndcg,20,0.41", ",ndcg,20"])
+@pytest.mark.parametrize("cut", [",ndcg,2", ",ndcg,20,0.41", ",ndcg,20", ",ndcg,20,1.2e-"])
 def test_a_cut_last_row_is_missing_not_an_extra_cell(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                      cut: str) -> None:
     """Before: a rerun cut inside its last row's k field ('...,ndcg,2') had a cell ndcg@2 only the
