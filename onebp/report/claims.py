@@ -151,9 +151,12 @@ def quality_rows(df: pd.DataFrame, metrics: list[str], reference: str = "onebp",
                 eff = significance.user_effect(
                     sorted(ra[ra["seed"].isin(common)]["run_dir"].astype(str)),
                     sorted(rb[rb["seed"].isin(common)]["run_dir"].astype(str)), key)
+                # the means shown beside Δ are over the paired seeds, as Δ is (an ablation run with 3 of
+                # onebp's 5 seeds must not be set against onebp's 5-seed mean)
+                pa, pb = va.loc[common], vb.loc[common]
                 rows.append({
-                    **row, "status": "ok", "mean_a": va.mean(), "std_a": va.std(ddof=1) if len(va) > 1 else np.nan,
-                    "mean_b": vb.mean(), "std_b": vb.std(ddof=1) if len(vb) > 1 else np.nan,
+                    **row, "status": "ok", "mean_a": pa.mean(), "std_a": pa.std(ddof=1) if len(pa) > 1 else np.nan,
+                    "mean_b": pb.mean(), "std_b": pb.std(ddof=1) if len(pb) > 1 else np.nan,
                     "n_seeds": len(common), **eff,
                     "p_seeds": np.nan if det else significance.paired_seed_p(va, vb),
                     "tested_over": "users only (deterministic)" if det else "seeds and users",

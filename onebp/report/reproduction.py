@@ -37,6 +37,13 @@ def _ours_cell(mean: float, std: float, n: int, nonfinite: int) -> str:
             + f" ({n} seed{'s' if n != 1 else ''}{bad})")
 
 
+def _seed_range(df: pd.DataFrame) -> str:
+    """``5``, or ``3–5`` when settings ran different numbers of seeds (ablations often run fewer)."""
+    n = df.groupby(["dataset", "method", "setting", "protocol"])["seed"].nunique()
+    lo, hi = (int(n.min()), int(n.max())) if len(n) else (0, 0)
+    return f"{hi}" if lo == hi else f"{lo}–{hi}"
+
+
 def _parity_md(df: pd.DataFrame) -> str:
     p = C.parity_frame(df)
     out = pd.DataFrame({
@@ -109,7 +116,7 @@ def build_report(df: pd.DataFrame, bench: pd.DataFrame | None, out: Path, alpha:
         "DAG to regenerate it.",
         "",
         f"Datasets: {', '.join(dict.fromkeys(df['dataset']))}. Methods: {', '.join(dict.fromkeys(df['method']))}. "
-        f"Seeds per run: {df.groupby(['dataset', 'method', 'setting', 'protocol'])['seed'].nunique().max()}. "
+        f"Seeds per setting: {_seed_range(df)}. "
         f"α = {alpha}. Verdicts: {counts}.",
         "",
         *([matrix_md, ""] if matrix_md else []),

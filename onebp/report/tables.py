@@ -225,7 +225,7 @@ def write_table(table: Table, prefix: str | Path, label: str, digits: int = 4) -
     prefix.parent.mkdir(parents=True, exist_ok=True)
     md = render(table, "md", digits)
     paths = {
-        "md": tabulate(md, headers="keys", tablefmt="github", showindex=False) + f"\n\n{table.caption}\n",
+        "md": tabulate(md, headers="keys", tablefmt="github", showindex=False, disable_numparse=True) + f"\n\n{table.caption}\n",
         "tex": to_latex(render(table, "tex", digits), table.caption, label),
         "html": render(table, "html", digits).to_html(index=False, escape=False)
         + f"\n<p>{table.caption}</p>\n",
@@ -289,7 +289,8 @@ def write_plain(table: Table, prefix: str | Path, label: str) -> list[Path]:
     prefix = Path(prefix)
     prefix.parent.mkdir(parents=True, exist_ok=True)
     out = {
-        ".md": tabulate(table.cells, headers="keys", tablefmt="github", showindex=False) + f"\n\n{table.caption}\n",
+        ".md": tabulate(table.cells, headers="keys", tablefmt="github", showindex=False,
+                         disable_numparse=True) + f"\n\n{table.caption}\n",
         ".tex": to_latex(table.cells, table.caption, label),
         ".html": table.cells.to_html(index=False) + f"\n<p>{table.caption}</p>\n",
     }

@@ -441,3 +441,29 @@ def test_the_parity_section_shows_seeds_that_were_not_finite() -> None:
     assert f"{official:.4f} (1 seed; 1 not finite)" in text
     text = _parity_md(_parity_df([{"recall@20": v} for v in (np.nan, np.nan)]))
     assert "no finite value (2 seeds)" in text and "not run" not in text.split("recall@20")[1].split("\n")[0]
+
+
+def test_a_claim_shows_its_means_over_the_paired_seeds(study) -> None:
+    """An ablation run with fewer seeds than onebp: the means beside Δ are over the seeds both sides
+    ran (as Δ is), not onebp's mean over all its seeds labelled with the paired count."""
+    _, df, _ = study
+    fewer = df[~((df["setting"] == "aggregation=item_mean-12345678") & (df["seed"] == 2))]
+    row = claims_frame(fewer).set_index(["dataset", "claim", "metric"]).loc[("toy", "3b", "ndcg@20")]
+    test = fewer[(fewer["dataset"] == "toy") & (fewer["protocol"] == "clean") & (fewer["split"] == "test")
+                 & (fewer["metric"] == "ndcg") & (fewer["k"] == 20)]
+    onebp = test[test["setting"] == "main-00000000"].query("method == 'onebp'").set_index("seed")["value"]
+    assert row["n_seeds"] == 2
+    assert row["mean_a"] == pytest.approx(onebp.loc[[0, 1]].mean())
+    assert row["mean_a"] != pytest.approx(onebp.mean())  # the three-seed mean would mislead
+
+
+def test_time_to_quality_is_the_same_in_the_efficiency_table_and_claim_2b(study) -> None:
+    """Both are the median over repeats of each repeat's time to the selected epoch (the table used to
+    apply the formula to the median timings, so REPORT.md showed two different values)."""
+    _, df, bench = study
+    b = load_bench(bench)
+    b.loc[(b["dataset"] == "toy") & (b["method"] == "onebp"), "eval_seconds_median"] = [0.5, 0.1, 2.0]
+    table = bench_table(b, df).numbers.set_index(["dataset", "method"])
+    row = claims_frame(df, b).set_index(["dataset", "claim"]).loc[("toy", "2b")]
+    assert table.loc[("toy", "onebp"), "time_to_quality_s"] == pytest.approx(row["mean_a"])
+    assert table.loc[("toy", "twobp"), "time_to_quality_s"] == pytest.approx(row["mean_b"])

@@ -177,3 +177,12 @@ def test_report_jobs_fail_naming_a_missing_run_file(tmp_path: Path) -> None:
     (dirs[1] / "curve.csv").unlink()
     with pytest.raises(UserError, match=f"{dirs[1] / 'curve.csv'}: missing"):
         curves_frame(load_results(res), "clean", "valid/ndcg@20")
+
+
+def test_markdown_tables_keep_the_digits_they_were_given(tmp_path) -> None:
+    """tabulate re-parsed cells as numbers and dropped trailing zeros (0.4050 printed as 0.405)."""
+    from onebp.report.tables import Table, write_plain
+
+    cells = pd.DataFrame({"method": ["onebp"], "gap": ["0.4050"], "n": ["10"]})
+    write_plain(Table(cells, cells, "caption"), tmp_path / "t", "tab:t")
+    assert "| 0.4050 |" in (tmp_path / "t.md").read_text()
