@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -87,6 +88,35 @@ def fsync_tree(root: str | os.PathLike) -> None:
         for name in files:
             _fsync_path(os.path.join(dirpath, name))
         _fsync_directory(Path(dirpath))
+
+
+def sibling_folder(target: Path, tag: str) -> Path:
+    """A new, empty, hidden folder next to ``target`` (``.<name>.<random>.<tag>``) to build its
+    replacement in, with an ordinary mkdir's mode (mkdtemp makes it 0700; results are shared)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=f".{tag}"))
+    os.chmod(folder, 0o777 & ~current_umask())
+    return folder
+
+
+def swap_in_folder(new: Path, target: Path) -> None:
+    """Put the complete folder ``new`` (made by ``sibling_folder``) at ``target``: its files reach the
+    disk first, the old ``target`` is moved aside and removed only once ``new`` is in place, and put
+    back if that rename fails (a crash in between leaves it whole under its hidden name). The two
+    renames leave ``target`` absent for an instant."""
+    fsync_tree(new)
+    old = None
+    if target.exists():
+        old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".old"))
+        os.replace(target, old)  # onto the empty folder mkdtemp reserved (rename may replace an empty dir)
+    try:
+        os.replace(new, target)
+    except BaseException:
+        if old is not None:
+            os.replace(old, target)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def atomic_write(path: str | os.PathLike, data: str | bytes) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 import onebp
-from onebp.atomic import current_umask, fsync_tree
+from onebp.atomic import sibling_folder, swap_in_folder
 from onebp.data.catalog import Dataset, Defaults
 from onebp.data.dataset_stats import STATS_FILE, split_stats, write_stats
 from onebp.data.download import FetchOptions, digests, fetch_dataset
@@ -155,31 +154,10 @@ def _begin(out_dir: str | os.PathLike) -> tuple[Path, Path]:
                             f"({len(foreign)} such entr{'y' if len(foreign) == 1 else 'ies'}); a prepared "
                             "split replaces the whole folder, so choose an empty or new one")
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".building"))
+        tmp = sibling_folder(out, "building")
     except OSError as e:
         raise UserError(f"--out {out}: cannot create a folder next to it ({e.strerror or e})") from e
-    # mkdtemp makes the folder 0700; give it an ordinary mkdir's mode so a shared split stays readable
-    os.chmod(tmp, 0o777 & ~current_umask())
     return out, tmp
-
-
-def _swap_in(tmp: Path, out: Path) -> None:
-    """Put the complete folder ``tmp`` at ``out``: the old one is moved aside first and removed only
-    once the new one is in place (a crash in between leaves it whole under its hidden name)."""
-    fsync_tree(tmp)  # the files are on disk before any name points at them
-    old = None
-    if out.exists():
-        old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".old"))
-        os.replace(out, old)  # onto the empty folder mkdtemp reserved (rename may replace an empty dir)
-    try:
-        os.replace(tmp, out)
-    except BaseException:
-        if old is not None:
-            os.replace(old, out)  # put the old split back
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _finish(out: Path, tmp: Path, split: Split, info: dict[str, int],
@@ -191,7 +169,7 @@ def _finish(out: Path, tmp: Path, split: Split, info: dict[str, int],
         stats = split_stats(split, info)
         write_stats(tmp, stats)
         save_split(split, tmp)  # writes meta.json last
-        _swap_in(tmp, out)
+        swap_in_folder(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

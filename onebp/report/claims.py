@@ -236,7 +236,7 @@ def speed_rows(bench: pd.DataFrame | None, df: pd.DataFrame, datasets: list[str]
     """Claims 2a/2b per dataset under ``SPEED_RULE``, from the benchmark's repeats paired by number.
     ``n_pairs`` (also ``n_seeds``) counts the pairs the ratio was computed from, and ``pairing`` says in
     words what was left out — above all when the two methods share no repeat number (verdict inconclusive)."""
-    from onebp.report.efficiency import _selected
+    from onebp.report.efficiency import _selected, time_to_quality
 
     rows = []
     sel = _selected(df)
@@ -263,7 +263,7 @@ def speed_rows(bench: pd.DataFrame | None, df: pd.DataFrame, datasets: list[str]
                     per[m] = epoch.iloc[0:0]
                     continue
                 e, every = float(s["selected_epoch"].iloc[0]), int(s["eval_every"].iloc[0])
-                per[m] = e * epoch + (e // every) * _by_repeat(r, "eval_seconds_median")
+                per[m] = time_to_quality(e, every, epoch, _by_repeat(r, "eval_seconds_median"))
             a, bb = per[reference], per[twin]
             if a.empty or bb.empty:
                 rows.append({**row, "status": "not run", "verdict": "not run", "runs": ""})

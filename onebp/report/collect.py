@@ -149,7 +149,8 @@ def load_results(path: str | Path, *, partial_ok: bool = False) -> pd.DataFrame:
     """The long results table at ``path``; UserError naming the file (and row) when it is missing, a
     directory, empty, not CSV, lacks a column, has a row cut short (fields lost), has no rows, or has a
     ``k``/``value`` that is not a number. ``partial_ok``: a rerun's table, possibly still being written,
-    whose missing rows or cut last row are the comparison's to report (it then counts as disagreeing)."""
+    whose missing rows or cut last row are the comparison's to report (it then counts as disagreeing;
+    the cut row is left out and its line is ``attrs["cut_line"]``)."""
     if Path(path).is_dir():
         raise UserError(f"{path}: a directory, not a results table (give its results.csv)")
     try:
@@ -167,16 +168,19 @@ def load_results(path: str | Path, *, partial_ok: bool = False) -> pd.DataFrame:
         if df.empty:
             raise UserError(f"{path}: a header and no rows: no results (write one with `onebp report collect`)")
         check_rows_complete(path)
-    # a rerun's cut last row (a number cut short, e.g. "1.2e-") is the comparison's to report as
-    # incomplete (exit 1), not an unreadable table (exit 2)
-    cut = partial_ok and len(df) > 0 and cut_last_row(path) is not None
+    if partial_ok and len(df):
+        # A rerun's cut last row (its k or value perhaps cut short, e.g. "1.2e-") is set aside, its line
+        # kept in ``attrs["cut_line"]``: the comparison reports the table incomplete (exit 1), not
+        # unreadable (exit 2).
+        cut = cut_last_row(path)
+        if cut is not None:
+            df = df.iloc[:-1].copy()
+            df.attrs["cut_line"] = cut
     for col in ("k", "value"):
         num = pd.to_numeric(df[col], errors="coerce")
         bad = num.isna() & df[col].notna()
         if col == "k":
             bad |= num.notna() & (num != num.round())
-        if cut:
-            bad.iloc[-1] = False
         if bad.any():
             row = int(bad.to_numpy().nonzero()[0][0])
             raise UserError(f"{path}:{row + 2}: {col} {df[col].iloc[row]!r} is not a number")

@@ -67,7 +67,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from onebp.errors import UserError
-from onebp.report.collect import METRIC_SPLITS, cut_last_row, load_results
+from onebp.report.collect import METRIC_SPLITS, load_results
 from onebp.report.layout import setting_tag
 
 KEYS = ["dataset", "method", "tag", "protocol", "split", "metric", "k"]
@@ -270,11 +270,9 @@ def run(rerun_path: str, reference_path: str, splits: tuple[str, ...] | None = N
         if not np.isfinite(x) or x < 0:
             raise UserError(f"{name} must be a finite number >= 0, got {x}")
     rerun, reference = load_results(rerun_path, partial_ok=True), load_results(reference_path)
-    # A cut last row would read as a wrong k or value (a cell only the rerun has, or NaN): set it
-    # aside, so that its seed counts as missing, and fail — the table is incomplete.
-    cut = cut_last_row(rerun_path) if len(rerun) else None
-    if cut is not None:
-        rerun = rerun.iloc[:-1]
+    # A cut last row would read as a wrong k or value (a cell only the rerun has, or NaN): load_results
+    # set it aside, so that its seed counts as missing; the check fails — the table is incomplete.
+    cut = rerun.attrs.get("cut_line")
     absent = [s for s in splits if not (reference["split"] == s).any()]
     # A split named on the command line must be there; of the defaults, one is enough (a study
     # without protocol paper has no best_on_test rows).

@@ -140,6 +140,14 @@ def _selected(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["dataset", "method", "selected_epoch", "eval_every"])
 
 
+def time_to_quality(selected_epoch: float, eval_every: int, epoch_s: pd.Series, eval_s: pd.Series) -> pd.Series:
+    """Wall seconds until the selected epoch, per benchmark repeat: its epochs and the evaluations
+    made up to it (NaN when the selected epoch is not known)."""
+    if not np.isfinite(selected_epoch):
+        return epoch_s * np.nan
+    return selected_epoch * epoch_s + (selected_epoch // eval_every) * eval_s
+
+
 def bench_table(bench: pd.DataFrame, results: pd.DataFrame | None = None,
                 methods: list[str] | None = None, datasets: list[str] | None = None) -> Table:
     if bench.empty:
@@ -160,10 +168,9 @@ def bench_table(bench: pd.DataFrame, results: pd.DataFrame | None = None,
         row["selected_epoch"] = float(s["selected_epoch"].iloc[0]) if len(s) else np.nan
         every = int(s["eval_every"].iloc[0]) if len(s) else 1
         # per repeat, then the median, as claim 2b computes it (the median of sums, not the sum of medians)
-        e = row["selected_epoch"]
-        per_repeat = (e * pd.to_numeric(g["epoch_seconds_median"], errors="coerce")
-                      + (e // every if np.isfinite(e) else np.nan) * pd.to_numeric(g["eval_seconds_median"],
-                                                                                   errors="coerce")).dropna()
+        per_repeat = time_to_quality(row["selected_epoch"], every,
+                                     pd.to_numeric(g["epoch_seconds_median"], errors="coerce"),
+                                     pd.to_numeric(g["eval_seconds_median"], errors="coerce")).dropna()
         row["time_to_quality_s"] = float(per_repeat.median()) if len(per_repeat) else np.nan
         rows.append(row)
     num = pd.DataFrame(rows)

@@ -27,13 +27,12 @@ import math
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pandas as pd
 
-from onebp.atomic import current_umask, fsync_tree
+from onebp.atomic import sibling_folder, swap_in_folder
 from onebp.errors import UserError
 from onebp.safe_paths import inside, safe_name
 
@@ -281,11 +280,8 @@ def _build_and_swap(phys: Path, files: list[tuple[Path | None, Path, str | None]
     reference untouched until the new one is complete; a failure midway removes the new folder and
     leaves --out as it was. (The two renames that swap them leave --out absent for an instant; the
     old one is deleted only after the new one is in place.)"""
-    phys.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=phys.parent, prefix=f".{phys.name}.new-"))
-    old: Path | None = None
+    tmp = sibling_folder(phys, "new")  # shared like results/
     try:
-        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes it 0700; a reference is shared like results/
         for src, rel, text in files:
             dst = tmp / rel
             dst.parent.mkdir(parents=True, exist_ok=True)
@@ -297,23 +293,10 @@ def _build_and_swap(phys: Path, files: list[tuple[Path | None, Path, str | None]
             except OSError as exc:
                 raise UserError(f"{src if text is None else dst}: cannot copy ({exc.strerror or exc}); "
                                 "--out left as it was") from None
-        fsync_tree(tmp)
-        if phys.exists():
-            old = Path(tempfile.mkdtemp(dir=phys.parent, prefix=f".{phys.name}.old-"))
-            old.rmdir()  # a free name to move the old reference to
-            os.rename(phys, old)
-        try:
-            os.rename(tmp, phys)
-        except BaseException:
-            if old is not None:
-                os.rename(old, phys)
-                old = None
-            raise
+        swap_in_folder(tmp, phys)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if old is not None:
-        shutil.rmtree(old)
 
 
 def freeze(workdir: str | Path, out: str | Path, command: str, wall: str, note: str = "",
