@@ -17,9 +17,10 @@ It prints device-hours per dataset and in total, and the wall time on ``--gpus``
 hours / GPUs, never less than the longest single job). ``--remaining`` prices what is left of a study
 that has started (in ``--workdir``): a run or trial whose directory holds ``metrics.json`` is finished
 and skipped; an interrupted one is counted from the last epoch its ``curve.csv`` records (it resumes
-from its checkpoint, at most ``checkpoint_minutes`` behind that) to its cap. A dataset without a prepared split here is
-scaled from a measured one (epoch time by train interactions, evaluation by users × items, from the
-dataset catalog's statistics), labelled as such. EASE whose |I|×|I| matrices do not fit the memory
+from its checkpoint, at most ``checkpoint_minutes`` behind that) to its cap; and a (dataset, method)
+with finished jobs is priced at their own median pace (``observed_timings``), not timed again. A
+dataset without a prepared split here is scaled from a measured one (epoch time by train
+interactions, evaluation by users × items, from the dataset catalog's statistics), labelled as such. EASE whose |I|×|I| matrices do not fit the memory
 its jobs are configured with is refused with the error ``onebp train`` would give, before anything
 is allocated; if it fits its jobs but not this machine, its time is extrapolated from a small
 inverse and product timed here (labelled).
@@ -51,6 +52,7 @@ class Timing:
     n_train: int = 0
     n_users: int = 0
     n_items: int = 0
+    observed: int = 0  # > 0: the median pace of this many of the study's finished jobs (observed_timings)
 
 
 @dataclass
@@ -240,6 +242,50 @@ def run_progress(run_dir: Path) -> tuple[bool, int]:
     return row["state"] == "finished", int(row["epoch"])
 
 
+def _jobs(plan: Any) -> list[tuple[str, str, str]]:
+    """(dataset, method, directory) of every run, sweep point and tuning trial of ``plan``."""
+    jobs = [(r.dataset, r.method, r.run_dir) for r in plan.runs]
+    if plan.tuning is not None:
+        for (ds, m), tuning in plan.tuning.methods.items():
+            jobs += [(ds, m, f"{plan.tuning.directory(ds, m)}/trials/{trial}") for trial, _ in tuning.trials]
+    return jobs
+
+
+def observed_timings(plan: Any, done_root: Path) -> dict[tuple[str, str], Timing]:
+    """Per (dataset, method) that trains by epochs: the median, over the study's own finished runs and
+    trials at the main setting's dim and negatives, of each one's recent seconds per epoch and its
+    seconds per evaluation (``curve.csv``, as ``onebp status`` reads it). They ran on the study's
+    device under the study's own load (jobs side by side), so they price what is left of it more
+    truly than epochs timed now beside it. One-shot methods and pairs with no finished job are left
+    to ``measure``."""
+    from onebp.operations.status import run_status
+
+    def main_setting(ds: str, m: str) -> dict[str, Any]:
+        main = next((r.setting for r in plan.runs if r.dataset == ds and r.method == m), None)
+        return plan.resolved(ds, m, main) if main else {}
+
+    seen: dict[tuple[str, str], list[tuple[float, float | None]]] = {}
+    for ds, m, run_dir in _jobs(plan):
+        res = main_setting(ds, m)
+        path = done_root / run_dir
+        if not (path / "metrics.json").exists():
+            continue
+        row = run_status(path)
+        if row["state"] != "finished" or not row["seconds_per_epoch"]:  # one-shot: no epochs
+            continue
+        if (row["dim"], row["n_negatives"]) != (res.get("dim", row["dim"]), res.get("n_negatives", row["n_negatives"])):
+            continue  # a sweep point at another size: not the main setting's pace
+        seen.setdefault((ds, m), []).append((row["seconds_per_epoch"], row["seconds_per_eval"]))
+    timings = {}
+    for (ds, m), rows in seen.items():
+        res = main_setting(ds, m)
+        evals = [e for _, e in rows if e is not None]
+        timings[(ds, m)] = Timing(statistics.median(s for s, _ in rows), statistics.median(evals) if evals else 0.0,
+                                  dim=int(res.get("dim") or 0), negatives=int(res.get("n_negatives") or 0),
+                                  source=f"the study's {len(rows)} finished jobs", observed=len(rows))
+    return timings
+
+
 def study_costs(plan: Any, timings: dict[tuple[str, str], Timing], done_root: Path | None = None,
                 per_method: dict[tuple[str, str], Cost] | None = None) -> dict[str, Cost]:
     """Seconds per dataset on one device: every run, sweep point and tuning trial of ``plan``; with
@@ -265,7 +311,7 @@ def study_costs(plan: Any, timings: dict[tuple[str, str], Timing], done_root: Pa
         res = plan.resolved(r.dataset, r.method, r.setting)
         t = timings[(r.dataset, r.method)]
         add(r.dataset, r.method, r.run_dir, t, int(res.get("epochs", 0)), int(res.get("eval_every", 1)), res)
-        if t.source != "measured":
+        if t.source != "measured" and not t.observed:
             costs[r.dataset].notes.add(f"{r.method} on {r.dataset}: {t.source}")
     if plan.tuning is not None:
         b = plan.tuning.budget
@@ -336,10 +382,11 @@ def read_cache(cache: Path | None) -> dict[str, dict[str, Any]]:
 
 def measure(plan: Any, config: dict[str, Any], workdir: Path, data: dict[str, str], device: str,
             epochs: int, warmup: int, log: Any, cache: Path | None = None,
-            max_negatives: int | None = None) -> dict[tuple[str, str], Timing]:
-    """Time every (dataset, method) of the plan; ``cache``: a JSON file of earlier timings (same
-    dataset, method, device, settings and split) reused and extended, so an interrupted estimate
-    picks up where it stopped."""
+            max_negatives: int | None = None,
+            known: dict[tuple[str, str], Timing] | None = None) -> dict[tuple[str, str], Timing]:
+    """Time every (dataset, method) of the plan not in ``known`` (``observed_timings``, taken as
+    they are); ``cache``: a JSON file of earlier timings (same dataset, method, device, settings and
+    split) reused and extended, so an interrupted estimate picks up where it stopped."""
     from onebp.atomic import atomic_write_json
     from onebp.data.split_format import load_split
 
@@ -351,6 +398,10 @@ def measure(plan: Any, config: dict[str, Any], workdir: Path, data: dict[str, st
     timings: dict[tuple[str, str], Timing] = {}
     missing: list[tuple[str, str]] = []
     for ds, m in pairs:
+        if known and (ds, m) in known:
+            timings[(ds, m)] = known[(ds, m)]
+            log(f"{m} on {ds}: {known[(ds, m)].source} ({known[(ds, m)].epoch_s:.3f} s/epoch)")
+            continue
         protocol = "clean" if (ds, "clean") in plan.splits else next(p for d, p in plan.splits if d == ds)
         path = Path(data[ds]) if ds in data else workdir / plan.split_dir(ds, protocol)
         if not path.is_dir():
@@ -523,8 +574,9 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     if args.remaining and not (workdir / "results").is_dir():  # else everything would be priced as left
         raise UserError(f"--remaining: {workdir / 'results'} does not exist (nothing of a study has run in "
                         f"{workdir}; pass the study's working directory as --workdir)")
+    observed = observed_timings(plan, workdir) if args.remaining else {}
     timings = measure(plan, config, workdir, data, device, args.epochs, args.warmup, log,
-                      args.cache, args.max_negatives)
+                      args.cache, args.max_negatives, known=observed)
     per_method: dict[tuple[str, str], Cost] = {}
     costs = study_costs(plan, timings, workdir if args.remaining else None, per_method)
     if args.json:

@@ -104,7 +104,8 @@ def run_status(run_dir: Path, now: float | None = None) -> dict[str, Any]:
     except _Damaged as exc:
         return {"run_dir": str(run_dir), "dataset": None, "method": None, "seed": None, "protocol": None,
                 "trial": False, "epoch": 0, "epochs": 0, "best": None, "best_epoch": None, "best_on": None,
-                "seconds_per_epoch": None, "eta_seconds": None, "state": "damaged", "error": str(exc)}
+                "seconds_per_epoch": None, "seconds_per_eval": None, "dim": None, "n_negatives": None,
+                "eta_seconds": None, "state": "damaged", "error": str(exc)}
 
 
 def _run_status(run_dir: Path, now: float) -> dict[str, Any]:
@@ -152,6 +153,8 @@ def _run_status(run_dir: Path, now: float) -> dict[str, Any]:
         "seed": cfg.get("seed"), "protocol": cfg.get("protocol"), "trial": bool(cfg.get("tuning_trial")),
         "epoch": epoch, "epochs": epochs, "best": best, "best_epoch": best_epoch or None,
         "best_on": f"{part}/{select}" if best is not None else None, "seconds_per_epoch": s_epoch,
+        "seconds_per_eval": statistics.median(evals) if evals else None,
+        "dim": cfg.get("dim"), "n_negatives": cfg.get("n_negatives"),
         "eta_seconds": eta, "state": state,
         "error": str((marker or {}).get("error")) if state in ("failed", "interrupted") else None,
     }

@@ -113,3 +113,50 @@ def test_remaining_refuses_a_damaged_run_and_a_workdir_where_nothing_ran(tmp_pat
             "--remaining"]
     assert cli(args) != 0
     assert "--remaining: " in capsys.readouterr().err
+
+
+def _finished_job(run_dir: Path, dim: int, negatives: int, seconds_train: list[float], seconds_eval: list[float]) -> None:
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.json").write_text(json.dumps({"epochs": 12, "eval_every": 2, "dim": dim,
+                                                     "n_negatives": negatives}))
+    rows = ["epoch,seconds_train,seconds_eval"]
+    for epoch, s in enumerate(seconds_train, 1):
+        rows.append(f"{epoch},{s},{seconds_eval[(epoch - 1) // 2] if epoch % 2 == 0 else ''}")
+    (run_dir / "curve.csv").write_text("\n".join(rows) + "\n")
+    (run_dir / "metrics.json").write_text(json.dumps({"epochs_run": len(seconds_train)}))
+
+
+def test_remaining_prices_a_method_at_its_finished_jobs_own_pace(tmp_path, tiny_split_dir, capsys):
+    """With --remaining, a (dataset, method) whose jobs have finished is priced at the median of their
+    own seconds per epoch and per evaluation (what the study's load really gave), not timed again; a
+    sweep point at another dim does not count; a method with nothing finished is timed as before."""
+    plan = _smoke_plan()
+    main_run = next(r for r in plan.runs if r.method == "onebp" and r.setting.startswith("main"))
+    res = plan.resolved("tiny", "onebp", main_run.setting)
+    trial_id = plan.tuning.methods[("tiny", "onebp")].trials[0][0]
+    trial = f"{plan.tuning.directory('tiny', 'onebp')}/trials/{trial_id}"
+    _finished_job(tmp_path / main_run.run_dir, res["dim"], res["n_negatives"], [9.0, 1.0, 1.0, 1.0], [0.2, 0.4])
+    _finished_job(tmp_path / trial, res["dim"], res["n_negatives"], [3.0, 3.0, 3.0, 3.0], [0.6, 0.6])
+    _finished_job(tmp_path / main_run.run_dir.replace(main_run.setting, "dim=64-x"), 4 * res["dim"],
+                  res["n_negatives"], [50.0] * 4, [5.0, 5.0])
+    running = next(r for r in plan.runs if r.method == "onebp" and r.run_dir != main_run.run_dir)
+    _finished_job(tmp_path / running.run_dir, res["dim"], res["n_negatives"], [100.0] * 4, [9.0, 9.0])
+    (tmp_path / running.run_dir / "metrics.json").unlink()  # still training: its pace is not counted
+    observed = est.observed_timings(plan, tmp_path)
+    assert set(observed) == {("tiny", "onebp")}
+    t = observed[("tiny", "onebp")]
+    # per job: the median of its epochs (1.0 and 3.0; the warm-up 9.0 is one row of four), then the median
+    assert (t.epoch_s, t.eval_s) == (pytest.approx(2.0), pytest.approx(0.45))
+    assert (t.dim, t.negatives, t.observed) == (res["dim"], res["n_negatives"], 2)
+    assert t.source == "the study's 2 finished jobs"
+
+    args = ["estimate", "--workflow-dir", str(REPO), "--configfile", str(REPO / "config" / "smoke.yaml"),
+            "--data", f"tiny={tiny_split_dir}", "--device", "cpu", "--workdir", str(tmp_path), "--remaining",
+            "--json", "--epochs", "1", "--warmup", "0"]
+    assert cli(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["timings"]["tiny/onebp"]["source"] == "the study's 2 finished jobs"
+    assert out["timings"]["tiny/onebp"]["epoch_s"] == pytest.approx(2.0)
+    assert out["timings"]["tiny/twobp"]["source"] == "measured"
+    # an observed pace is not a timing "not measured as configured"
+    assert not any("finished jobs" in n for n in out["datasets"]["tiny"]["notes"])
