@@ -23,7 +23,7 @@ from typing import Any
 #: public name → the module that defines it (re-exported lazily, on first attribute access)
 _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["BuildContext", "TwoTowerModel"], "onebp.model.two_tower"),
-    **dict.fromkeys(["TrainableModel", "IterativeModel", "OneShotModel", "BuiltModel", "UpdateStrategy",
+    **dict.fromkeys(["TrainableModel", "EpochSteps", "IterativeModel", "OneShotModel", "BuiltModel", "UpdateStrategy",
                      "Loss", "ScoresLoss", "AllItemsLoss", "NegativeSampler"], "onebp.model.contracts"),
     **dict.fromkeys(["make_encoder"], "onebp.model.compose"),
     **dict.fromkeys(["MF", "LightGCN", "GraphSpec", "HistoryAggregation", "BootstrapMF"], "onebp.model.encoders"),

@@ -82,28 +82,34 @@ class TrainableModel(Protocol):
         self.load_state_dict(weights)
 
 
+class EpochSteps(Protocol):
+    """One epoch, as the trainer drives it: ``begin_epoch``, then per batch ``step`` and
+    ``after_step`` (timed apart), then ``end_epoch``. An iterative model offers it, and forwards it
+    to its update strategy (``TwoTowerModel``), so both protocols share these four members."""
+
+    @abstractmethod
+    def begin_epoch(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor | None) -> None:
+        """The epoch's shuffled rows (row 0 of each batch at ``b·batch_size``) and their negatives."""
+
+    @abstractmethod
+    def step(self, b: int) -> torch.Tensor:
+        """Forward, backward and optimizer step on batch b; returns the batch loss, detached."""
+
+    def after_step(self, b: int) -> None:
+        """Work after batch b's optimizer step (OneBP's per-batch aggregation, BUIR's momentum target)."""
+        return None  # a hook: no-op by default
+
+    def end_epoch(self, train: UserItems) -> None:
+        """Work once per epoch, after its last batch (OneBP's per-epoch ablations)."""
+        return None  # a hook: no-op by default
+
+
 @runtime_checkable
-class IterativeModel(TrainableModel, Protocol):
+class IterativeModel(TrainableModel, EpochSteps, Protocol):
     """A model trained by batches, epoch after epoch (``TwoTowerModel``)."""
 
     iterative: ClassVar[Literal[True]] = True
     sampler: NegativeSampler
-
-    @abstractmethod
-    def begin_epoch(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor | None) -> None:
-        """The epoch's shuffled rows and their negatives (epoch-level precomputation)."""
-
-    @abstractmethod
-    def step(self, b: int) -> torch.Tensor:
-        """One optimizer step on batch b; returns the batch loss, detached."""
-
-    def after_step(self, b: int) -> None:
-        """Work after batch b's optimizer step (OneBP's aggregation), timed apart by the trainer."""
-        return None  # a hook: no-op by default
-
-    def end_epoch(self, train: UserItems) -> None:
-        """Work once per epoch, after its last batch."""
-        return None  # a hook: no-op by default
 
 
 @runtime_checkable
@@ -121,25 +127,9 @@ class OneShotModel(TrainableModel, Protocol):
 BuiltModel = IterativeModel | OneShotModel
 
 
-class UpdateStrategy(Protocol):
-    """How one batch changes the towers; owns the loss and the optimizer. Called like an iterative
-    model's epoch (``IterativeModel``), which forwards to it."""
-
-    @abstractmethod
-    def begin_epoch(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor | None) -> None:
-        """The epoch's shuffled rows (row 0 of each batch at ``b·batch_size``) and negatives."""
-
-    @abstractmethod
-    def step(self, b: int) -> torch.Tensor:
-        """Forward, backward and optimizer step on batch b; returns the batch loss, detached."""
-
-    def after_step(self, b: int) -> None:
-        """Work after the optimizer step (OneBP's per-batch aggregation, BUIR's momentum target)."""
-        return None  # a hook: no-op by default
-
-    def end_epoch(self, train: UserItems) -> None:
-        """Work once per epoch (OneBP's per-epoch ablations)."""
-        return None  # a hook: no-op by default
+class UpdateStrategy(EpochSteps, Protocol):
+    """How one batch changes the towers; owns the loss and the optimizer. Driven like an iterative
+    model's epoch (``EpochSteps``): the model forwards its epoch to it."""
 
     @abstractmethod
     def state_dict(self) -> dict[str, Any]:
