@@ -491,8 +491,11 @@ def render(costs: dict[str, Cost], gpus: int, device: str, timings: dict[tuple[s
     notes = sorted({n for c in costs.values() for n in c.notes})
     if remaining_in is not None and (caps := sum(c.finished_caps for c in costs.values())):
         ran = sum(c.finished_epochs for c in costs.values())
+        share = ran / caps
         out.append(f"The finished jobs that train by epochs ran {ran} of their caps' {caps} epochs "
-                   f"({100 * ran / caps:.0f} %): where the jobs left stop as early, about that share of the above.")
+                   f"({100 * share:.0f} %): where the jobs left stop as early, about that share of the above: "
+                   f"{share * total / 3600:.3g} device-hours, {max(share * total / max(gpus, 1), longest) / 3600:.3g} h "
+                   f"on {gpus} device(s).")
     if notes:
         out += ["", "Timings not measured as configured: " + "; ".join(notes) + "."]
     return "\n".join(out)

@@ -95,6 +95,7 @@ def test_remaining_skips_finished_jobs_and_counts_interrupted_ones_from_their_la
     assert left.epochs == full.epochs - 12 - 4 - 5  # two finished jobs whole, the interrupted run's 5 epochs
     text = est.render({"tiny": left}, 1, "cpu", timings, remaining_in=tmp_path, per_method=per_method)
     assert "Left of the study in" in text and "ran 12 of their caps' 16 epochs (75 %)" in text
+    assert f"that share of the above: {0.75 * left.seconds / 3600:.3g} device-hours" in text
     by_method = text.split("By method")[1].splitlines()
     assert "| dataset   | method   |   finished |   jobs left |   epochs left |   device-hours left |" in by_method
 
